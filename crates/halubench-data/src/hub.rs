@@ -19,8 +19,7 @@ use crate::DataError;
 const DEFAULT_ENDPOINT: &str = "https://huggingface.co";
 /// Generous: HaluBench is 7.5 MB, but models come through here too.
 const DEFAULT_DOWNLOAD_TIMEOUT_SECS: u64 = 3600;
-const PROBE_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
+const DEFAULT_PROBE_TIMEOUT_SECS: u64 = 10;
 
 /// An access token. Its `Debug` and `Display` never show the value.
 #[derive(Clone, PartialEq, Eq)]
@@ -54,6 +53,10 @@ pub struct HubSettings {
     /// `HF_HUB_OFFLINE`: never touch the network.
     pub offline: bool,
     pub token: Option<Token>,
+    /// How long the reachability check before a download may take
+    /// (`HALUBENCH_HUB_TIMEOUT`, seconds).
+    pub probe_timeout: Duration,
+    /// How long a download may take (`HALUBENCH_DOWNLOAD_TIMEOUT`, seconds).
     pub download_timeout: Duration,
 }
 
@@ -87,9 +90,9 @@ impl HubSettings {
             })
             .map(Token);
         let offline = var("HF_HUB_OFFLINE").is_some_and(|v| is_truthy(&v));
-        let download_timeout = var("HALUBENCH_DOWNLOAD_TIMEOUT")
-            .and_then(|v| v.parse().ok())
-            .map_or(Duration::from_secs(DEFAULT_DOWNLOAD_TIMEOUT_SECS), Duration::from_secs);
+        let seconds = |name: &str, default: u64| {
+            Duration::from_secs(var(name).and_then(|v| v.parse().ok()).unwrap_or(default))
+        };
         HubSettings {
             cache_dir,
             endpoint: var("HF_ENDPOINT")
@@ -98,7 +101,8 @@ impl HubSettings {
                 .to_string(),
             offline,
             token,
-            download_timeout,
+            probe_timeout: seconds("HALUBENCH_HUB_TIMEOUT", DEFAULT_PROBE_TIMEOUT_SECS),
+            download_timeout: seconds("HALUBENCH_DOWNLOAD_TIMEOUT", DEFAULT_DOWNLOAD_TIMEOUT_SECS),
         }
     }
 }
@@ -220,8 +224,8 @@ enum Probe {
 /// would wait forever on a server that accepts and never answers.
 fn probe(settings: &HubSettings, url: &str) -> Result<(), Probe> {
     let agent = ureq::AgentBuilder::new()
-        .timeout_connect(PROBE_CONNECT_TIMEOUT)
-        .timeout(PROBE_TIMEOUT)
+        .timeout_connect(settings.probe_timeout)
+        .timeout(settings.probe_timeout)
         .redirects(0)
         .try_proxy_from_env(true)
         .build();

@@ -33,8 +33,9 @@ const DEMO_JSONL: &str = include_str!("demo.jsonl");
 pub struct Dataset {
     pub info: DatasetInfo,
     pub examples: Vec<Example>,
-    /// Set when the file's digest could not be checked against a pinned one.
-    pub unverified: Option<String>,
+    /// Things a user should know that do not stop the load: an unpinned digest, repeated
+    /// rows.
+    pub warnings: Vec<String>,
 }
 
 /// Where a dataset's file is, fetching it into the Hugging Face cache if it must.
@@ -95,8 +96,8 @@ pub fn load(spec: &DatasetSpec, hub: &HubSettings) -> Result<Dataset, DataError>
             (FileBytes::read(&found.path)?, format)
         }
     };
-    let unverified = verify_bytes(spec, located.as_ref(), &file)?;
-    let examples = load::parse_examples(&file, format, &spec.columns)?;
+    let mut warnings: Vec<String> = verify_bytes(spec, located.as_ref(), &file)?.into_iter().collect();
+    let examples = load::parse_examples(&file, format, &spec.columns, &mut warnings)?;
     if let Some(expected) = spec.rows
         && expected != examples.len()
     {
@@ -121,7 +122,7 @@ pub fn load(spec: &DatasetSpec, hub: &HubSettings) -> Result<Dataset, DataError>
             rows: examples.len(),
         },
         examples,
-        unverified,
+        warnings,
     })
 }
 

@@ -48,6 +48,7 @@ pub(crate) fn parse_examples(
     file: &FileBytes,
     format: Format,
     columns: &std::collections::BTreeMap<String, String>,
+    warnings: &mut Vec<String>,
 ) -> Result<Vec<Example>, DataError> {
     let path = &file.path;
     if file.bytes.is_empty() {
@@ -57,7 +58,7 @@ pub(crate) fn parse_examples(
     if frame.height() == 0 {
         return Err(DataError::NoRows { path: path.clone() });
     }
-    to_examples(&frame, path, columns)
+    to_examples(&frame, path, columns, warnings)
 }
 
 fn read_frame(file: &FileBytes, format: Format) -> Result<DataFrame, DataError> {
@@ -98,6 +99,7 @@ fn to_examples(
     frame: &DataFrame,
     path: &Path,
     mapping: &std::collections::BTreeMap<String, String>,
+    warnings: &mut Vec<String>,
 ) -> Result<Vec<Example>, DataError> {
     let found: Vec<String> = frame
         .get_column_names()
@@ -125,7 +127,8 @@ fn to_examples(
     let [id, passage, question, answer, label, task] = [0, 1, 2, 3, 4, 5].map(|i| &columns[i]);
 
     let mut examples = Vec::with_capacity(frame.height());
-    let mut seen: HashMap<&str, usize> = HashMap::with_capacity(frame.height());
+    let mut seen: HashMap<&str, (usize, usize)> = HashMap::with_capacity(frame.height());
+    let mut repeats: HashMap<&str, usize> = HashMap::new();
     let mut iters = [id, passage, question, answer, label, task].map(|(_, c)| c.iter());
     for index in 0..frame.height() {
         let row = index + 1;
@@ -161,22 +164,37 @@ fn to_examples(
             id: Some(id.to_string()),
             value: label.to_string(),
         })?;
-        if let Some(first_row) = seen.insert(id, row) {
-            return Err(DataError::DuplicateId {
-                path: path.to_path_buf(),
-                id: id.to_string(),
-                first_row,
-                row,
-            });
-        }
-        examples.push(Example {
+        let mut example = Example {
             id: id.to_string(),
             task: task.to_string(),
             passage: passage.to_string(),
             question: question.to_string(),
             answer: answer.to_string(),
             label,
-        });
+        };
+        if let Some(&(first_row, first_index)) = seen.get(id) {
+            // An exact repeat is a quirk of the data (HaluBench has some), not a conflict:
+            // both rows count, as in the paper, under ids that stay unique.
+            if examples[first_index] != example {
+                return Err(DataError::DuplicateId {
+                    path: path.to_path_buf(),
+                    id: id.to_string(),
+                    first_row,
+                    row,
+                });
+            }
+            let repeats = repeats.entry(id).or_insert(1);
+            *repeats += 1;
+            example.id = format!("{id}#{repeats}");
+            warnings.push(format!(
+                "{}: row {row} repeats row {first_row} exactly (id {id:?}); both are kept, this one as id {:?}",
+                path.display(),
+                example.id
+            ));
+        } else {
+            seen.insert(id, (row, examples.len()));
+        }
+        examples.push(example);
     }
     Ok(examples)
 }

@@ -5,7 +5,7 @@
 //! that need those live in their own crates and implement [`Judge`]. Judges do not decide
 //! how many calls run at once or retry anything; the runner does.
 
-mod baseline;
+pub mod baseline;
 
 use std::future::Future;
 use std::pin::Pin;
