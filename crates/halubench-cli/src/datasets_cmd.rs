@@ -7,7 +7,11 @@ use halubench_data::{HubSettings, Registry, Source};
 
 pub fn list(registry: &Registry, hub: &HubSettings) -> anyhow::Result<()> {
     println!("registry: {}", registry.origin);
-    println!("hugging face cache: {}{}", hub.cache_dir.display(), if hub.offline { " (offline)" } else { "" });
+    println!(
+        "hugging face cache: {}{}",
+        hub.cache_dir.display(),
+        if hub.offline { " (offline)" } else { "" }
+    );
     println!();
     for spec in registry.entries() {
         let (location, available) = match &spec.source {
@@ -19,7 +23,15 @@ pub fn list(registry: &Registry, hub: &HubSettings) -> anyhow::Result<()> {
                 file,
             } => (
                 format!("hf://datasets/{repo}@{revision}/{file}"),
-                hub::find_in_cache(&hub.cache_dir, HubFile { repo, revision, file }).is_some(),
+                hub::find_in_cache(
+                    &hub.cache_dir,
+                    HubFile {
+                        repo,
+                        revision,
+                        file,
+                    },
+                )
+                .is_some(),
             ),
         };
         let rows = spec.rows.map_or("?".to_string(), |r| r.to_string());
@@ -27,7 +39,11 @@ pub fn list(registry: &Registry, hub: &HubSettings) -> anyhow::Result<()> {
             "{:<18} {:>6} rows  {:<13} {}",
             spec.name,
             rows,
-            if available { "available" } else { "not available" },
+            if available {
+                "available"
+            } else {
+                "not available"
+            },
             location
         );
         if let Some(description) = &spec.description {
@@ -52,7 +68,10 @@ pub fn fetch(registry: &Registry, hub: &HubSettings, name: &str) -> anyhow::Resu
     for warning in &dataset.warnings {
         eprintln!("warning: {warning}");
     }
-    println!("{}: {} rows, verified", dataset.info.name, dataset.info.rows);
+    println!(
+        "{}: {} rows, verified",
+        dataset.info.name, dataset.info.rows
+    );
     println!("file:   {}", dataset.info.source);
     println!("sha256: {}", dataset.info.sha256);
     Ok(())
@@ -74,7 +93,9 @@ pub fn inspect(registry: &Registry, hub: &HubSettings, name_or_path: &str) -> an
         "{:<14} {:>6} {:>6} {:>6} {:>7} {:>7} {:>8} {:>7} {:>7}",
         "task", "rows", "PASS", "FAIL", "min", "median", "mean", "p95", "max"
     );
-    let mut stats: Vec<_> = halubench_data::inspect(&dataset.examples).into_iter().collect();
+    let mut stats: Vec<_> = halubench_data::inspect(&dataset.examples)
+        .into_iter()
+        .collect();
     stats.sort_by(|(a, _), (b, _)| task_order(a).cmp(&task_order(b)));
     for (task, s) in stats {
         let l = &s.passage_chars;

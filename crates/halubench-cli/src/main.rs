@@ -104,7 +104,12 @@ pub struct RunArgs {
     out: Option<PathBuf>,
 
     /// Parent directory of run directories.
-    #[arg(long, default_value = "reports", env = "HALUBENCH_REPORTS_DIR", value_name = "DIR")]
+    #[arg(
+        long,
+        default_value = "reports",
+        env = "HALUBENCH_REPORTS_DIR",
+        value_name = "DIR"
+    )]
     reports_dir: PathBuf,
 }
 

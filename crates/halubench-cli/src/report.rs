@@ -23,13 +23,17 @@ pub fn write_manifest(dir: &Path, manifest: &RunManifest) -> anyhow::Result<()> 
 
 pub fn read_manifest(dir: &Path) -> anyhow::Result<RunManifest> {
     let path = dir.join(MANIFEST);
-    let text =
-        std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
     toml::from_str(&text).with_context(|| format!("{} is not a run manifest", path.display()))
 }
 
 /// Writes summary.json, summary.md and summary.csv; returns the markdown for printing.
-pub fn write_summaries(dir: &Path, manifest: &RunManifest, summary: &Summary) -> anyhow::Result<String> {
+pub fn write_summaries(
+    dir: &Path,
+    manifest: &RunManifest,
+    summary: &Summary,
+) -> anyhow::Result<String> {
     let title = format!(
         "{} on {} ({})",
         manifest.judge.name, manifest.dataset.name, manifest.run_id

@@ -59,10 +59,7 @@ pub fn run(registry: &Registry, hub: &HubSettings, args: &RunArgs) -> anyhow::Re
         .build()
         .context("cannot start the async runtime")?;
     let judgements = runtime.block_on(async {
-        judge
-            .health()
-            .await
-            .context("the judge is not ready")?;
+        judge.health().await.context("the judge is not ready")?;
         runner::run(
             judge.clone(),
             Arc::new(examples),
@@ -102,9 +99,9 @@ pub fn rescore(dir: &Path) -> anyhow::Result<()> {
 
 fn build_judge(args: &RunArgs) -> anyhow::Result<Arc<dyn Judge>> {
     Ok(match args.judge {
-        JudgeKind::Baseline => Arc::new(
-            BaselineJudge::new(args.threshold).context("invalid --threshold")?,
-        ),
+        JudgeKind::Baseline => {
+            Arc::new(BaselineJudge::new(args.threshold).context("invalid --threshold")?)
+        }
     })
 }
 
@@ -114,13 +111,25 @@ fn now() -> chrono::DateTime<chrono::Utc> {
 
 fn run_id(started: &chrono::DateTime<chrono::Utc>, judge: &JudgeKind, dataset: &str) -> String {
     let judge = format!("{judge:?}").to_lowercase();
-    // A path given as --dataset names the run by its file stem.
-    let dataset = Path::new(dataset)
-        .file_stem()
-        .map_or(dataset.to_string(), |s| s.to_string_lossy().into_owned());
+    // A path given as --dataset names the run by its directory and file stem, since shard
+    // names like test-00000-of-00001 say little on their own.
+    let path = Path::new(dataset);
+    let dataset = match (path.parent().and_then(Path::file_name), path.file_stem()) {
+        (Some(parent), Some(stem)) => {
+            format!("{}-{}", parent.to_string_lossy(), stem.to_string_lossy())
+        }
+        (None, Some(stem)) => stem.to_string_lossy().into_owned(),
+        _ => dataset.to_string(),
+    };
     let slug: String = dataset
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
         .collect();
     format!("{}-{judge}-{slug}", started.format("%Y%m%d-%H%M%S"))
 }

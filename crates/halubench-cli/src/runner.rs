@@ -65,7 +65,11 @@ pub fn read_journal(path: &Path) -> anyhow::Result<(Vec<Judgement>, Option<Strin
                 ));
             }
             Err(e) => {
-                anyhow::bail!("{}: line {} is not a judgement: {e}", path.display(), index + 1)
+                anyhow::bail!(
+                    "{}: line {} is not a judgement: {e}",
+                    path.display(),
+                    index + 1
+                )
             }
         }
     }
@@ -157,7 +161,10 @@ mod tests {
         let mut journal = Journal::create(&path).expect("create");
         journal.append(&judgement("a")).expect("append");
         journal.append(&judgement("b")).expect("append");
-        assert!(Journal::create(&path).is_err(), "an existing journal must not be reopened");
+        assert!(
+            Journal::create(&path).is_err(),
+            "an existing journal must not be reopened"
+        );
 
         let (read, warning) = read_journal(&path).expect("read");
         assert_eq!(read, vec![judgement("a"), judgement("b")]);
@@ -165,7 +172,8 @@ mod tests {
 
         // A crash mid-write leaves half a line with no newline.
         let mut file = File::options().append(true).open(&path).expect("open");
-        file.write_all(b"{\"id\":\"c\",\"task\":\"DR").expect("write");
+        file.write_all(b"{\"id\":\"c\",\"task\":\"DR")
+            .expect("write");
         let (read, warning) = read_journal(&path).expect("read torn");
         assert_eq!(read.len(), 2);
         assert!(warning.is_some_and(|w| w.contains("torn")));

@@ -25,16 +25,15 @@ pub enum DataError {
     },
 
     #[error(
-        "dataset `{dataset}` ({repo}@{revision}, file {file}) is not in the Hugging Face cache at {} and {reason}; \
+        "dataset `{dataset}` ({location}) is not in the Hugging Face cache at {} and {reason}; \
          fetch it on a machine with access (`halubench datasets fetch {dataset}`) and copy that cache here, \
          point HF_HOME or HF_HUB_CACHE at an existing cache, or pass a local copy with `--dataset path/to/file.parquet`",
         cache_dir.display()
     )]
     NotCached {
         dataset: String,
-        repo: String,
-        revision: String,
-        file: String,
+        /// `repo@revision, file path`.
+        location: String,
         cache_dir: PathBuf,
         reason: String,
     },
@@ -49,10 +48,14 @@ pub enum DataError {
     #[error("downloading {url} failed: {message}")]
     Download { url: String, message: String },
 
-    #[error("downloading {url} did not finish within {secs} s (set HALUBENCH_DOWNLOAD_TIMEOUT to allow longer)")]
+    #[error(
+        "downloading {url} did not finish within {secs} s (set HALUBENCH_DOWNLOAD_TIMEOUT to allow longer)"
+    )]
     DownloadTimeout { url: String, secs: u64 },
 
-    #[error("{path}: sha256 is {actual}, expected {expected} ({origin}); the file is corrupt or a different version")]
+    #[error(
+        "{path}: sha256 is {actual}, expected {expected} ({origin}); the file is corrupt or a different version"
+    )]
     Sha256Mismatch {
         path: PathBuf,
         expected: String,
@@ -76,7 +79,9 @@ pub enum DataError {
     #[error("{path}: the file is empty")]
     EmptyFile { path: PathBuf },
 
-    #[error("{path}: not a parquet file (no PAR1 magic bytes); is it another format with a .parquet name?")]
+    #[error(
+        "{path}: not a parquet file (no PAR1 magic bytes); is it another format with a .parquet name?"
+    )]
     NotParquet { path: PathBuf },
 
     #[error("{path}: cannot parse as {format}: {message}")]
@@ -122,7 +127,10 @@ pub enum DataError {
         id: Option<String>,
     },
 
-    #[error("{path}: row {row}{}: label is {value:?}, expected \"PASS\" or \"FAIL\"", id_suffix(id))]
+    #[error(
+        "{path}: row {row}{}: label is {value:?}, expected \"PASS\" or \"FAIL\"",
+        id_suffix(id)
+    )]
     BadLabel {
         path: PathBuf,
         row: usize,

@@ -175,15 +175,17 @@ fn is_commit_hash(revision: &str) -> bool {
 }
 
 /// Returns the cached file, downloading it first if needed (unless offline).
-pub fn fetch(settings: &HubSettings, dataset: &str, file: HubFile<'_>) -> Result<Cached, DataError> {
+pub fn fetch(
+    settings: &HubSettings,
+    dataset: &str,
+    file: HubFile<'_>,
+) -> Result<Cached, DataError> {
     if let Some(cached) = find_in_cache(&settings.cache_dir, file) {
         return Ok(cached);
     }
     let not_cached = |reason: String| DataError::NotCached {
         dataset: dataset.to_string(),
-        repo: file.repo.to_string(),
-        revision: file.revision.to_string(),
-        file: file.file.to_string(),
+        location: format!("{}@{}, file {}", file.repo, file.revision, file.file),
         cache_dir: settings.cache_dir.clone(),
         reason,
     };
@@ -192,9 +194,10 @@ pub fn fetch(settings: &HubSettings, dataset: &str, file: HubFile<'_>) -> Result
     }
     let url = file.url(&settings.endpoint);
     probe(settings, &url).map_err(|e| match e {
-        Probe::Unreachable(reason) => {
-            not_cached(format!("the hub at {} cannot be reached ({reason})", settings.endpoint))
-        }
+        Probe::Unreachable(reason) => not_cached(format!(
+            "the hub at {} cannot be reached ({reason})",
+            settings.endpoint
+        )),
         Probe::Status(status) => DataError::HubStatus {
             url: url.clone(),
             status,

@@ -82,7 +82,10 @@ pub fn load(spec: &DatasetSpec, hub: &HubSettings) -> Result<Dataset, DataError>
     let located = locate(spec, hub)?;
     let (file, format) = match &located {
         None => (
-            FileBytes::new(PathBuf::from("<embedded demo.jsonl>"), DEMO_JSONL.as_bytes().to_vec()),
+            FileBytes::new(
+                PathBuf::from("<embedded demo.jsonl>"),
+                DEMO_JSONL.as_bytes().to_vec(),
+            ),
             Format::Jsonl,
         ),
         Some(found) => {
@@ -96,7 +99,9 @@ pub fn load(spec: &DatasetSpec, hub: &HubSettings) -> Result<Dataset, DataError>
             (FileBytes::read(&found.path)?, format)
         }
     };
-    let mut warnings: Vec<String> = verify_bytes(spec, located.as_ref(), &file)?.into_iter().collect();
+    let mut warnings: Vec<String> = verify_bytes(spec, located.as_ref(), &file)?
+        .into_iter()
+        .collect();
     let examples = load::parse_examples(&file, format, &spec.columns, &mut warnings)?;
     if let Some(expected) = spec.rows
         && expected != examples.len()

@@ -72,7 +72,10 @@ fn read_frame(file: &FileBytes, format: Format) -> Result<DataFrame, DataError> 
         Format::Parquet => {
             // Checked here because polars' own message for a foreign file is obscure.
             let magic = b"PAR1";
-            if file.bytes.len() < 8 || !file.bytes.starts_with(magic) || !file.bytes.ends_with(magic) {
+            if file.bytes.len() < 8
+                || !file.bytes.starts_with(magic)
+                || !file.bytes.ends_with(magic)
+            {
                 return Err(DataError::NotParquet {
                     path: file.path.clone(),
                 });
@@ -109,14 +112,12 @@ fn to_examples(
     let mut columns = Vec::with_capacity(COLUMNS.len());
     for name in COLUMNS {
         let actual = mapping.get(name).map_or(name, String::as_str);
-        let column = frame
-            .column(actual)
-            .map_err(|_| DataError::MissingColumn {
-                path: path.to_path_buf(),
-                column: actual.to_string(),
-                mapped_from: mapping.get(name).map(|_| name.to_string()),
-                found: found.clone(),
-            })?;
+        let column = frame.column(actual).map_err(|_| DataError::MissingColumn {
+            path: path.to_path_buf(),
+            column: actual.to_string(),
+            mapped_from: mapping.get(name).map(|_| name.to_string()),
+            found: found.clone(),
+        })?;
         let strings = column.str().map_err(|_| DataError::WrongType {
             path: path.to_path_buf(),
             column: actual.to_string(),

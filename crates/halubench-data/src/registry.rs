@@ -150,11 +150,15 @@ impl Registry {
     /// the current directory.
     pub fn embedded() -> Registry {
         // The embedded file is checked by a unit test, so this cannot fail at run time.
-        Registry::parse(EMBEDDED_REGISTRY, "the built-in datasets.toml", Path::new(""))
-            .unwrap_or_else(|_| Registry {
-                origin: "the built-in datasets.toml".to_string(),
-                entries: BTreeMap::from([(DEMO.to_string(), DatasetSpec::demo())]),
-            })
+        Registry::parse(
+            EMBEDDED_REGISTRY,
+            "the built-in datasets.toml",
+            Path::new(""),
+        )
+        .unwrap_or_else(|_| Registry {
+            origin: "the built-in datasets.toml".to_string(),
+            entries: BTreeMap::from([(DEMO.to_string(), DatasetSpec::demo())]),
+        })
     }
 
     pub fn parse(text: &str, origin: &str, base_dir: &Path) -> Result<Registry, DataError> {
@@ -167,9 +171,12 @@ impl Registry {
         let mut entries = BTreeMap::from([(DEMO.to_string(), DatasetSpec::demo())]);
         for (name, entry) in raw {
             if name == DEMO {
-                return Err(err(format!("`{DEMO}` is the built-in demo; pick another name")));
+                return Err(err(format!(
+                    "`{DEMO}` is the built-in demo; pick another name"
+                )));
             }
-            let spec = entry_to_spec(&name, entry, base_dir).map_err(|m| err(format!("[{name}]: {m}")))?;
+            let spec =
+                entry_to_spec(&name, entry, base_dir).map_err(|m| err(format!("[{name}]: {m}")))?;
             entries.insert(name, spec);
         }
         Ok(Registry {
@@ -244,7 +251,9 @@ fn entry_to_spec(name: &str, raw: RawEntry, base_dir: &Path) -> Result<DatasetSp
             })
         }
         (Some(_), Some(_)) => return Err("set either `hub` or `path`, not both".to_string()),
-        (None, None) => return Err("set `hub` (a Hugging Face dataset) or `path` (a local file)".to_string()),
+        (None, None) => {
+            return Err("set `hub` (a Hugging Face dataset) or `path` (a local file)".to_string());
+        }
     };
     Ok(DatasetSpec {
         name: name.to_string(),
@@ -310,8 +319,12 @@ mod tests {
 
     #[test]
     fn hub_entries_need_a_revision() {
-        let err = Registry::parse("[x]\nhub = \"a/b\"\nfile = \"f.parquet\"\n", "t", Path::new(""))
-            .expect_err("no revision");
+        let err = Registry::parse(
+            "[x]\nhub = \"a/b\"\nfile = \"f.parquet\"\n",
+            "t",
+            Path::new(""),
+        )
+        .expect_err("no revision");
         assert!(err.to_string().contains("revision"), "{err}");
     }
 }

@@ -89,7 +89,12 @@ mod tests {
 
     fn dataset() -> Vec<Example> {
         (0..50)
-            .map(|i| example(&format!("id{i}"), if i % 2 == 0 { "DROP" } else { "covidQA" }))
+            .map(|i| {
+                example(
+                    &format!("id{i}"),
+                    if i % 2 == 0 { "DROP" } else { "covidQA" },
+                )
+            })
             .collect()
     }
 

@@ -23,11 +23,11 @@ const STOP_WORDS: &[&str] = &[
     "before", "being", "between", "both", "but", "by", "can", "could", "did", "do", "does",
     "during", "each", "either", "for", "from", "had", "has", "have", "he", "her", "here", "his",
     "how", "if", "in", "into", "is", "it", "its", "just", "may", "me", "might", "more", "most",
-    "my", "neither", "no", "not", "of", "on", "one", "only", "or", "other", "our", "over",
-    "same", "shall", "she", "should", "so", "some", "such", "than", "that", "the", "their",
-    "them", "then", "there", "these", "they", "this", "those", "to", "under", "us", "very",
-    "was", "we", "were", "what", "when", "where", "which", "while", "who", "whom", "whose",
-    "why", "will", "with", "would", "yes", "you", "your",
+    "my", "neither", "no", "not", "of", "on", "one", "only", "or", "other", "our", "over", "same",
+    "shall", "she", "should", "so", "some", "such", "than", "that", "the", "their", "them", "then",
+    "there", "these", "they", "this", "those", "to", "under", "us", "very", "was", "we", "were",
+    "what", "when", "where", "which", "while", "who", "whom", "whose", "why", "will", "with",
+    "would", "yes", "you", "your",
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -94,8 +94,10 @@ impl BaselineJudge {
                 Term::Number(_) => None,
             })
             .collect();
-        let passage_numbers: HashSet<&Term> =
-            passage.iter().filter(|t| matches!(t, Term::Number(_))).collect();
+        let passage_numbers: HashSet<&Term> = passage
+            .iter()
+            .filter(|t| matches!(t, Term::Number(_)))
+            .collect();
         let question = terms(&example.question);
 
         let mut assessment = Assessment {
@@ -146,12 +148,18 @@ impl BaselineJudge {
             self.threshold
         )];
         if assessment.unsupported_number {
-            reasoning.push("the answer states a number found in neither passage nor question".to_string());
+            reasoning.push(
+                "the answer states a number found in neither passage nor question".to_string(),
+            );
         }
         if !assessment.unsupported.is_empty() {
-            reasoning.push(format!("not in the passage: {}", assessment.unsupported.join(", ")));
+            reasoning.push(format!(
+                "not in the passage: {}",
+                assessment.unsupported.join(", ")
+            ));
         }
-        let raw = serde_json::json!({ "REASONING": reasoning, "SCORE": verdict.as_str() }).to_string();
+        let raw =
+            serde_json::json!({ "REASONING": reasoning, "SCORE": verdict.as_str() }).to_string();
         Reply { verdict, raw }
     }
 }
@@ -283,7 +291,11 @@ mod tests {
         let q = "The Oberoi family is part of a hotel company that has a head office in what city?";
         let pass = judge.assess(&example(passage, q, "Delhi"));
         assert_eq!(judge.verdict(&pass), Verdict::Pass);
-        let fail = judge.assess(&example(passage, q, "The Oberoi family's hotel company is based in Mumbai."));
+        let fail = judge.assess(&example(
+            passage,
+            q,
+            "The Oberoi family's hotel company is based in Mumbai.",
+        ));
         assert_eq!(judge.verdict(&fail), Verdict::Fail);
         assert!(fail.unsupported.contains(&"mumbai".to_string()), "{fail:?}");
     }
@@ -292,9 +304,17 @@ mod tests {
     fn a_number_missing_from_passage_and_question_fails() {
         let judge = BaselineJudge::default();
         let passage = "The team scored 42 points in the first half and 17 in the second.";
-        let ok = judge.assess(&example(passage, "How many points in the first half?", "42 points"));
+        let ok = judge.assess(&example(
+            passage,
+            "How many points in the first half?",
+            "42 points",
+        ));
         assert_eq!(judge.verdict(&ok), Verdict::Pass);
-        let bad = judge.assess(&example(passage, "How many points in the first half?", "43 points"));
+        let bad = judge.assess(&example(
+            passage,
+            "How many points in the first half?",
+            "43 points",
+        ));
         assert!(bad.unsupported_number);
         assert_eq!(judge.verdict(&bad), Verdict::Fail);
     }
@@ -302,14 +322,22 @@ mod tests {
     #[test]
     fn stems_match_inflections() {
         let judge = BaselineJudge::default();
-        let a = judge.assess(&example("The company launched its product.", "q", "launching products"));
+        let a = judge.assess(&example(
+            "The company launched its product.",
+            "q",
+            "launching products",
+        ));
         assert_eq!(a.support(), 1.0);
     }
 
     #[test]
     fn reply_is_lynx_shaped_json() {
         let judge = BaselineJudge::default();
-        let reply = judge.reply(&example("Paris is in France.", "Where is Paris?", "Paris is in Spain."));
+        let reply = judge.reply(&example(
+            "Paris is in France.",
+            "Where is Paris?",
+            "Paris is in Spain.",
+        ));
         let value: serde_json::Value = serde_json::from_str(&reply.raw).expect("json");
         assert_eq!(value["SCORE"], "FAIL");
         assert_eq!(reply.verdict, Verdict::Fail);

@@ -73,7 +73,10 @@ impl Summary {
         let mut tasks: BTreeMap<String, TaskScore> = BTreeMap::new();
         let mut all = TaskScore::default();
         for judgement in judgements {
-            tasks.entry(judgement.task.clone()).or_default().add(judgement);
+            tasks
+                .entry(judgement.task.clone())
+                .or_default()
+                .add(judgement);
             all.add(judgement);
         }
         tasks.values_mut().for_each(TaskScore::finish);
@@ -123,13 +126,22 @@ impl Summary {
             ),
             (
                 "PASS accuracy (%)",
-                row(&|t| pct(t.pass_accuracy), pct(macro_of(|t| t.pass_accuracy))),
+                row(
+                    &|t| pct(t.pass_accuracy),
+                    pct(macro_of(|t| t.pass_accuracy)),
+                ),
             ),
             (
                 "FAIL accuracy (%)",
-                row(&|t| pct(t.fail_accuracy), pct(macro_of(|t| t.fail_accuracy))),
+                row(
+                    &|t| pct(t.fail_accuracy),
+                    pct(macro_of(|t| t.fail_accuracy)),
+                ),
             ),
-            ("invalid", row(&|t| t.invalid.to_string(), self.invalid.to_string())),
+            (
+                "invalid",
+                row(&|t| t.invalid.to_string(), self.invalid.to_string()),
+            ),
             ("n", row(&|t| t.n.to_string(), self.n.to_string())),
         ];
         (header, rows)

@@ -28,8 +28,14 @@ pub fn serve(repo: &str, file: &str, body: Vec<u8>, commit: &str) -> FakeHub {
     let commit = commit.to_string();
     thread::spawn(move || {
         for stream in listener.incoming().flatten() {
-            let (body, seen, prefix, suffix, etag, commit) =
-                (body.clone(), seen.clone(), prefix.clone(), suffix.clone(), etag.clone(), commit.clone());
+            let (body, seen, prefix, suffix, etag, commit) = (
+                body.clone(),
+                seen.clone(),
+                prefix.clone(),
+                suffix.clone(),
+                etag.clone(),
+                commit.clone(),
+            );
             thread::spawn(move || {
                 let _ = answer(stream, &body, &seen, &prefix, &suffix, &etag, &commit);
             });
@@ -68,7 +74,9 @@ fn answer(
     seen.lock().expect("lock").push(format!("{method} {path}"));
 
     if !(path.starts_with(prefix) && path.ends_with(suffix)) {
-        return stream.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        return stream.write_all(
+            b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        );
     }
     let size = body.len();
     // `bytes=0-0` is hf-hub asking for size and commit; `bytes=N-` is the body from N.

@@ -8,10 +8,38 @@ use polars::prelude::*;
 pub type Row<'a> = (&'a str, &'a str, &'a str, &'a str, &'a str, &'a str);
 
 pub const GOOD: [Row<'static>; 4] = [
-    ("a", "Paris is the capital of France.", "What is the capital of France?", "Paris", "PASS", "halueval"),
-    ("b", "Paris is the capital of France.", "What is the capital of France?", "Lyon", "FAIL", "halueval"),
-    ("c", "The game ended 21 to 14.", "How many points were scored?", "35", "PASS", "DROP"),
-    ("d", "The game ended 21 to 14.", "How many points were scored?", "36", "FAIL", "DROP"),
+    (
+        "a",
+        "Paris is the capital of France.",
+        "What is the capital of France?",
+        "Paris",
+        "PASS",
+        "halueval",
+    ),
+    (
+        "b",
+        "Paris is the capital of France.",
+        "What is the capital of France?",
+        "Lyon",
+        "FAIL",
+        "halueval",
+    ),
+    (
+        "c",
+        "The game ended 21 to 14.",
+        "How many points were scored?",
+        "35",
+        "PASS",
+        "DROP",
+    ),
+    (
+        "d",
+        "The game ended 21 to 14.",
+        "How many points were scored?",
+        "36",
+        "FAIL",
+        "DROP",
+    ),
 ];
 
 pub fn frame(rows: &[Row<'_>]) -> DataFrame {
@@ -34,7 +62,9 @@ pub fn frame(rows: &[Row<'_>]) -> DataFrame {
 pub fn write_parquet(dir: &Path, name: &str, frame: &mut DataFrame) -> PathBuf {
     let path = dir.join(name);
     let mut file = std::fs::File::create(&path).expect("create");
-    ParquetWriter::new(&mut file).finish(frame).expect("write parquet");
+    ParquetWriter::new(&mut file)
+        .finish(frame)
+        .expect("write parquet");
     path
 }
 

@@ -19,9 +19,8 @@ fn good_parquet_bytes() -> Vec<u8> {
 }
 
 fn hub_spec(revision: &str) -> DatasetSpec {
-    let toml = format!(
-        "[hb]\nhub = \"{REPO}\"\nrevision = \"{revision}\"\nfile = \"{FILE}\"\nrows = 4\n"
-    );
+    let toml =
+        format!("[hb]\nhub = \"{REPO}\"\nrevision = \"{revision}\"\nfile = \"{FILE}\"\nrows = 4\n");
     Registry::parse(&toml, "test", Path::new(""))
         .expect("registry")
         .resolve("hb")
@@ -47,7 +46,12 @@ fn seed_cache(cache: &Path, bytes: &[u8], blob_name: &str, ref_text: &str) -> Pa
 fn a_python_style_cache_is_used_offline_and_verified_against_the_blob_digest() {
     let cache = tempfile::tempdir().expect("tempdir");
     let bytes = good_parquet_bytes();
-    let link = seed_cache(cache.path(), &bytes, &halubench_data::sha256_hex(&bytes), COMMIT);
+    let link = seed_cache(
+        cache.path(),
+        &bytes,
+        &halubench_data::sha256_hex(&bytes),
+        COMMIT,
+    );
     let settings = hub_settings(cache.path(), None, true);
     let dataset = halubench_data::load(&hub_spec(COMMIT), &settings).expect("cached");
     assert_eq!(dataset.examples.len(), 4);
@@ -60,7 +64,12 @@ fn a_python_style_cache_is_used_offline_and_verified_against_the_blob_digest() {
 fn a_branch_revision_goes_through_refs_even_with_a_trailing_newline() {
     let cache = tempfile::tempdir().expect("tempdir");
     let bytes = good_parquet_bytes();
-    seed_cache(cache.path(), &bytes, &halubench_data::sha256_hex(&bytes), &format!("{COMMIT}\n"));
+    seed_cache(
+        cache.path(),
+        &bytes,
+        &halubench_data::sha256_hex(&bytes),
+        &format!("{COMMIT}\n"),
+    );
     let settings = hub_settings(cache.path(), None, true);
     let dataset = halubench_data::load(&hub_spec("main"), &settings).expect("via refs/main");
     assert_eq!(dataset.examples.len(), 4);
@@ -85,7 +94,10 @@ fn offline_and_not_cached_names_the_cache_and_the_way_out() {
     let msg = err.to_string();
     assert!(matches!(err, DataError::NotCached { .. }), "{msg}");
     assert!(msg.contains(&cache.path().display().to_string()), "{msg}");
-    assert!(msg.contains("HF_HUB_OFFLINE") && msg.contains("--dataset"), "{msg}");
+    assert!(
+        msg.contains("HF_HUB_OFFLINE") && msg.contains("--dataset"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -96,7 +108,10 @@ fn an_unreachable_hub_is_a_clear_error() {
     let err = halubench_data::load(&hub_spec(COMMIT), &settings).expect_err("unreachable");
     let msg = err.to_string();
     assert!(matches!(err, DataError::NotCached { .. }), "{msg}");
-    assert!(msg.contains("cannot be reached") && msg.contains(&endpoint), "{msg}");
+    assert!(
+        msg.contains("cannot be reached") && msg.contains(&endpoint),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -119,16 +134,27 @@ fn downloads_from_a_fake_hub_into_the_standard_layout_then_works_offline() {
 
     let dataset = halubench_data::load(&hub_spec(COMMIT), &settings).expect("download");
     assert_eq!(dataset.examples.len(), 4);
-    assert!(dataset.warnings.is_empty(), "verified by the hub's digest: {:?}", dataset.warnings);
+    assert!(
+        dataset.warnings.is_empty(),
+        "verified by the hub's digest: {:?}",
+        dataset.warnings
+    );
 
     let repo_dir = cache.path().join("datasets--PatronusAI--HaluBench");
-    let blob = repo_dir.join("blobs").join(halubench_data::sha256_hex(&bytes));
+    let blob = repo_dir
+        .join("blobs")
+        .join(halubench_data::sha256_hex(&bytes));
     assert_eq!(std::fs::read(&blob).expect("blob"), bytes);
     let snapshot = repo_dir.join("snapshots").join(COMMIT).join(FILE);
-    assert!(snapshot.is_symlink(), "snapshot entry is a link to the blob");
+    assert!(
+        snapshot.is_symlink(),
+        "snapshot entry is a link to the blob"
+    );
     let requests = hub.requests.lock().expect("lock").clone();
     assert!(
-        requests.iter().all(|r| r.contains(&format!("/datasets/{REPO}/resolve/{COMMIT}/{FILE}"))),
+        requests
+            .iter()
+            .all(|r| r.contains(&format!("/datasets/{REPO}/resolve/{COMMIT}/{FILE}"))),
         "{requests:?}"
     );
 
@@ -145,6 +171,9 @@ fn a_missing_file_on_the_hub_is_reported_with_its_status() {
     let hub = fake_hub::serve(REPO, "data/other.parquet", good_parquet_bytes(), COMMIT);
     let settings = hub_settings(cache.path(), Some(&hub.endpoint), false);
     let err = halubench_data::load(&hub_spec(COMMIT), &settings).expect_err("404");
-    assert!(matches!(err, DataError::HubStatus { status: 404, .. }), "{err:?}");
+    assert!(
+        matches!(err, DataError::HubStatus { status: 404, .. }),
+        "{err:?}"
+    );
     assert!(err.to_string().contains(FILE), "{err}");
 }

@@ -32,9 +32,15 @@ fn missing_column() {
     let mut frame = files::frame(&GOOD).drop("label").expect("drop");
     let path = files::write_parquet(dir.path(), "no-label.parquet", &mut frame);
     let err = load_file(&path).expect_err("missing column");
-    assert!(matches!(&err, DataError::MissingColumn { column, .. } if column == "label"), "{err:?}");
+    assert!(
+        matches!(&err, DataError::MissingColumn { column, .. } if column == "label"),
+        "{err:?}"
+    );
     let msg = message(&err);
-    assert!(msg.contains("no-label.parquet") && msg.contains("`label`"), "{msg}");
+    assert!(
+        msg.contains("no-label.parquet") && msg.contains("`label`"),
+        "{msg}"
+    );
     assert!(msg.contains("source_ds"), "lists the columns found: {msg}");
 }
 
@@ -49,7 +55,10 @@ fn column_of_the_wrong_type() {
     let err = load_file(&path).expect_err("wrong type");
     let msg = message(&err);
     assert!(matches!(err, DataError::WrongType { .. }), "{msg}");
-    assert!(msg.contains("int-label.parquet") && msg.contains("`label`") && msg.contains("i64"), "{msg}");
+    assert!(
+        msg.contains("int-label.parquet") && msg.contains("`label`") && msg.contains("i64"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -60,7 +69,10 @@ fn label_other_than_pass_or_fail() {
     let err = load_file(&path).expect_err("bad label");
     let msg = message(&err);
     assert!(matches!(err, DataError::BadLabel { row: 3, .. }), "{msg}");
-    assert!(msg.contains("row 3") && msg.contains("\"c\"") && msg.contains("\"pass\""), "{msg}");
+    assert!(
+        msg.contains("row 3") && msg.contains("\"c\"") && msg.contains("\"pass\""),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -77,7 +89,10 @@ fn null_passage() {
     let err = load_file(&path).expect_err("null");
     let msg = message(&err);
     assert!(matches!(err, DataError::NullValue { row: 3, .. }), "{msg}");
-    assert!(msg.contains("`passage`") && msg.contains("row 3") && msg.contains("\"c\""), "{msg}");
+    assert!(
+        msg.contains("`passage`") && msg.contains("row 3") && msg.contains("\"c\""),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -97,7 +112,10 @@ fn empty_answer() {
     rows[3].3 = "";
     let (_dir, path) = parquet_with(&rows);
     let msg = message(&load_file(&path).expect_err("empty answer"));
-    assert!(msg.contains("`answer` is empty") && msg.contains("row 4"), "{msg}");
+    assert!(
+        msg.contains("`answer` is empty") && msg.contains("row 4"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -108,10 +126,20 @@ fn duplicate_id_with_different_content() {
     let err = load_file(&path).expect_err("duplicate");
     let msg = message(&err);
     assert!(
-        matches!(err, DataError::DuplicateId { first_row: 1, row: 4, .. }),
+        matches!(
+            err,
+            DataError::DuplicateId {
+                first_row: 1,
+                row: 4,
+                ..
+            }
+        ),
         "{msg}"
     );
-    assert!(msg.contains("\"a\"") && msg.contains("rows 1 and 4"), "{msg}");
+    assert!(
+        msg.contains("\"a\"") && msg.contains("rows 1 and 4"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -122,7 +150,11 @@ fn an_exact_repeat_is_kept_under_a_unique_id() {
     let ids: Vec<&str> = dataset.examples.iter().map(|e| e.id.as_str()).collect();
     assert_eq!(ids, ["a", "b", "a#2"]);
     assert_eq!(dataset.warnings.len(), 1);
-    assert!(dataset.warnings[0].contains("row 3 repeats row 1"), "{:?}", dataset.warnings);
+    assert!(
+        dataset.warnings[0].contains("row 3 repeats row 1"),
+        "{:?}",
+        dataset.warnings
+    );
 }
 
 #[test]
@@ -179,7 +211,10 @@ fn unknown_task_in_selection() {
     )
     .expect_err("unknown task");
     let msg = message(&err);
-    assert!(msg.contains("`FinanceBench`") && msg.contains("DROP, halueval"), "{msg}");
+    assert!(
+        msg.contains("`FinanceBench`") && msg.contains("DROP, halueval"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -195,11 +230,16 @@ fn unknown_extension() {
 fn jsonl_with_a_numeric_label() {
     let dir = tempfile::tempdir().expect("tempdir");
     let line = |label: &str| {
-        format!(r#"{{"id":"x{label}","passage":"p","question":"q","answer":"a","label":{label},"source_ds":"DROP"}}"#)
+        format!(
+            r#"{{"id":"x{label}","passage":"p","question":"q","answer":"a","label":{label},"source_ds":"DROP"}}"#
+        )
     };
     let path = files::write_jsonl(dir.path(), "n.jsonl", &[line("1"), line("0")]);
     let msg = message(&load_file(&path).expect_err("numeric label"));
-    assert!(msg.contains("n.jsonl") && msg.contains("`label`") && msg.contains("expected string"), "{msg}");
+    assert!(
+        msg.contains("n.jsonl") && msg.contains("`label`") && msg.contains("expected string"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -207,7 +247,16 @@ fn jsonl_that_is_not_json() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = files::write_jsonl(dir.path(), "bad.jsonl", &["{\"id\": \"a\",".to_string()]);
     let err = load_file(&path).expect_err("broken json");
-    assert!(matches!(err, DataError::Parse { format: "jsonl", .. }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            DataError::Parse {
+                format: "jsonl",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
 }
 
 #[test]

@@ -9,7 +9,8 @@ use crate::{hub_settings, load_file, shared};
 
 #[test]
 fn halubench_sample_has_the_documented_counts() {
-    let dataset = load_file(&shared("halubench-sample/test-00000-of-00001.parquet")).expect("sample");
+    let dataset =
+        load_file(&shared("halubench-sample/test-00000-of-00001.parquet")).expect("sample");
     assert_eq!(dataset.examples.len(), 143);
     assert_eq!(
         dataset.info.sha256,
@@ -38,8 +39,9 @@ fn halubench_sample_has_the_documented_counts() {
 
 #[test]
 fn registry_entries_verify_sha_and_rows() {
-    let registry = Registry::from_file(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../datasets.toml"))
-        .expect("registry");
+    let registry =
+        Registry::from_file(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../datasets.toml"))
+            .expect("registry");
     let offline = hub_settings(Path::new("/nonexistent"), None, true);
     let qa = halubench_data::load(&registry.resolve("halueval-qa").expect("entry"), &offline)
         .expect("halueval-qa");
@@ -55,12 +57,16 @@ fn registry_entries_verify_sha_and_rows() {
     let mut wrong_rows = registry.resolve("halubench-sample").expect("entry");
     wrong_rows.rows = Some(144);
     let err = halubench_data::load(&wrong_rows, &offline).expect_err("wrong rows");
-    assert!(err.to_string().contains("has 143 rows, expected 144"), "{err}");
+    assert!(
+        err.to_string().contains("has 143 rows, expected 144"),
+        "{err}"
+    );
 }
 
 #[test]
 fn limit_samples_per_task_on_real_data() {
-    let dataset = load_file(&shared("halubench-sample/test-00000-of-00001.parquet")).expect("sample");
+    let dataset =
+        load_file(&shared("halubench-sample/test-00000-of-00001.parquet")).expect("sample");
     let picked = halubench_data::select(
         dataset.examples,
         &SelectOptions {
@@ -77,8 +83,11 @@ fn limit_samples_per_task_on_real_data() {
 #[test]
 fn the_embedded_demo_loads_with_six_balanced_tasks() {
     let offline = hub_settings(Path::new("/nonexistent"), None, true);
-    let demo = halubench_data::load(&Registry::embedded().resolve("demo").expect("demo"), &offline)
-        .expect("demo loads");
+    let demo = halubench_data::load(
+        &Registry::embedded().resolve("demo").expect("demo"),
+        &offline,
+    )
+    .expect("demo loads");
     assert_eq!(demo.examples.len(), 60);
     let stats = halubench_data::inspect(&demo.examples);
     assert_eq!(stats.len(), 6);
@@ -99,13 +108,20 @@ fn column_mapping_loads_a_differently_named_csv() {
     )
     .expect("registry");
     let offline = hub_settings(Path::new("/nonexistent"), None, true);
-    let dataset = halubench_data::load(&registry.resolve("mine").expect("entry"), &offline).expect("mapped csv");
+    let dataset = halubench_data::load(&registry.resolve("mine").expect("entry"), &offline)
+        .expect("mapped csv");
     assert_eq!(dataset.examples.len(), 4);
-    assert_eq!(dataset.examples[0].passage, "Paris is the capital of France.");
+    assert_eq!(
+        dataset.examples[0].passage,
+        "Paris is the capital of France."
+    );
 
     // Without the mapping the same file names what is missing and what it has.
     let err = halubench_data::load(&DatasetSpec::file(dir.path().join("renamed.csv")), &offline)
         .expect_err("unmapped");
     let msg = err.to_string();
-    assert!(msg.contains("missing column `id`") && msg.contains("uid, context"), "{msg}");
+    assert!(
+        msg.contains("missing column `id`") && msg.contains("uid, context"),
+        "{msg}"
+    );
 }
