@@ -129,9 +129,14 @@ async fn judge_one(judge: &dyn Judge, example: &Example) -> Judgement {
 fn progress_bar(len: u64) -> ProgressBar {
     let bar = ProgressBar::new(len);
     if let Ok(style) = ProgressStyle::with_template(
-        "{bar:40} {pos}/{len} judged  {per_sec}  elapsed {elapsed}  ETA {eta}",
+        "{bar:40} {pos}/{len} judged  {rate}  elapsed {elapsed}  ETA {eta}",
     ) {
-        bar.set_style(style);
+        bar.set_style(style.with_key(
+            "rate",
+            |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                let _ = write!(w, "{:.1}/s", state.per_sec());
+            },
+        ));
     }
     bar.enable_steady_tick(Duration::from_millis(250));
     bar
