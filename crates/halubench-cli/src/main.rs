@@ -3,6 +3,7 @@
 //! The binary owns everything that touches the user: flags, settings, the progress bar, the
 //! run directory and its journal. Datasets, judges and scoring live in library crates.
 
+mod cache;
 mod datasets_cmd;
 mod report;
 mod run_cmd;
@@ -34,7 +35,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Judge a dataset and write a report to reports/<run-id>/.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Rebuild the summaries of a run from its journal, without calling any judge.
     Score {
         /// A run directory (holding judgements.jsonl and run.toml).
@@ -65,6 +66,8 @@ enum DatasetsCommand {
 pub enum JudgeKind {
     /// Built-in lexical support check; needs no model. See the README.
     Baseline,
+    /// Any OpenAI-compatible /v1/chat/completions endpoint (OpenAI, vLLM, llama.cpp, TGI).
+    Openai,
 }
 
 #[derive(Debug, Args)]
@@ -82,6 +85,92 @@ pub struct RunArgs {
     /// PASS (0 to 1).
     #[arg(long, default_value_t = halubench_judge::baseline::DEFAULT_THRESHOLD, value_name = "SHARE")]
     threshold: f64,
+
+    /// OpenAI judge: the model to ask for.
+    #[arg(
+        long,
+        required_if_eq("judge", "openai"),
+        help_heading = "OpenAI-compatible judge"
+    )]
+    model: Option<String>,
+
+    /// OpenAI judge: base URL ending in /v1; repeat (or comma-separate) to spread calls over
+    /// replicas.
+    #[arg(
+        long = "base-url",
+        value_delimiter = ',',
+        default_value = "https://api.openai.com/v1",
+        help_heading = "OpenAI-compatible judge",
+        value_name = "URL"
+    )]
+    base_urls: Vec<String>,
+
+    /// OpenAI judge: environment variable holding the API key (unset: no key is sent, as
+    /// local servers want).
+    #[arg(
+        long,
+        default_value = "OPENAI_API_KEY",
+        help_heading = "OpenAI-compatible judge",
+        value_name = "VAR"
+    )]
+    api_key_env: String,
+
+    /// OpenAI judge: sampling temperature (0 is greedy, the paper's protocol).
+    #[arg(long, default_value_t = 0.0, help_heading = "OpenAI-compatible judge")]
+    temperature: f64,
+
+    /// OpenAI judge: most tokens a reply may have.
+    #[arg(long, default_value_t = 600, help_heading = "OpenAI-compatible judge")]
+    max_tokens: u32,
+
+    /// OpenAI judge: ask for a JSON object reply (`response_format`), as Patronus ran GPT-4o.
+    #[arg(long, help_heading = "OpenAI-compatible judge")]
+    json_mode: bool,
+
+    /// OpenAI judge: extra request header, "Name: value"; repeatable. Values are never
+    /// recorded.
+    #[arg(
+        long = "header",
+        help_heading = "OpenAI-compatible judge",
+        value_name = "NAME: VALUE"
+    )]
+    headers: Vec<String>,
+
+    /// OpenAI judge: seconds one request may take.
+    #[arg(
+        long,
+        default_value_t = 120.0,
+        help_heading = "OpenAI-compatible judge",
+        value_name = "SECONDS"
+    )]
+    timeout: f64,
+
+    /// Prompt template file with {question}, {context} and {answer}; default: the Lynx prompt.
+    #[arg(long, help_heading = "OpenAI-compatible judge", value_name = "FILE")]
+    prompt: Option<PathBuf>,
+
+    /// Attempts per example before it is recorded as failed (transient errors only; a
+    /// request the server rejects is not retried).
+    #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u32).range(1..))]
+    max_attempts: u32,
+
+    /// Retries allowed in the whole run; once spent, the next failure stops the run and the
+    /// rest can be resumed [default: 20 + one per example].
+    #[arg(long, value_name = "N")]
+    retry_budget: Option<usize>,
+
+    /// Continue the run in DIR: judge only what its journal lacks or recorded as failed.
+    /// Pass the same dataset, selection and judge flags as the original run.
+    #[arg(long, value_name = "DIR", conflicts_with = "out")]
+    resume: Option<PathBuf>,
+
+    /// Do not read or write the response cache.
+    #[arg(long)]
+    no_cache: bool,
+
+    /// Where cached replies live [default: $XDG_CACHE_HOME/halubench/responses].
+    #[arg(long, env = "HALUBENCH_CACHE_DIR", value_name = "DIR")]
+    cache_dir: Option<PathBuf>,
 
     /// Only these tasks (`source_ds` values, case-sensitive), comma-separated.
     #[arg(long, value_delimiter = ',', value_name = "TASK,...")]

@@ -1,16 +1,20 @@
 //! `halubench run` and `halubench score`: the straight line from settings to a report.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, bail};
-use halubench_core::{ACCURACY_RULE, RunManifest, Selection};
+use halubench_core::{ACCURACY_RULE, RunManifest, Selection, Usage};
 use halubench_data::{HubSettings, Registry, SelectOptions};
-use halubench_judge::{BaselineJudge, Judge};
+use halubench_judge::{BaselineJudge, Judge, PromptTemplate};
+use halubench_openai::{ApiKey, OpenAiJudge, OpenAiSettings};
 use halubench_score::Summary;
 
+use crate::cache::ResponseCache;
 use crate::report::{self, JOURNAL};
-use crate::runner::{self, Journal};
+use crate::runner::{self, EngineOptions, Journal, RunStats};
 use crate::{JudgeKind, RunArgs};
 
 pub fn run(registry: &Registry, hub: &HubSettings, args: &RunArgs) -> anyhow::Result<()> {
@@ -29,53 +33,169 @@ pub fn run(registry: &Registry, hub: &HubSettings, args: &RunArgs) -> anyhow::Re
     if examples.is_empty() {
         bail!("nothing to judge: the selection is empty");
     }
+    let selection = Selection {
+        tasks: options.tasks,
+        limit: options.limit,
+        seed: options.seed,
+        examples: examples.len(),
+    };
 
     let started_at = now();
-    let run_id = run_id(&started_at, &args.judge, &dataset.info.name);
-    let dir = prepare_dir(args, &run_id)?;
-    let mut manifest = RunManifest {
-        run_id: dir
-            .file_name()
-            .map_or(run_id.clone(), |n| n.to_string_lossy().into_owned()),
-        harness_version: env!("CARGO_PKG_VERSION").to_string(),
-        accuracy_rule: ACCURACY_RULE.to_string(),
-        started_at: started_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        finished_at: None,
-        dataset: dataset.info,
-        selection: Selection {
-            tasks: options.tasks,
-            limit: options.limit,
-            seed: options.seed,
-            examples: examples.len(),
-        },
-        judge: judge.info(),
+    let (dir, mut manifest, mut journal, todo) = match &args.resume {
+        Some(dir) => {
+            let manifest = report::read_manifest(dir)?;
+            check_same_run(&manifest, &dataset.info, &selection, &judge.info())?;
+            let (previous, warning) = runner::read_journal(&dir.join(JOURNAL))?;
+            if let Some(warning) = warning {
+                eprintln!("warning: {warning}");
+            }
+            let finished: HashSet<String> = runner::latest_per_id(previous)
+                .into_iter()
+                .filter(|j| j.error.is_none())
+                .map(|j| j.id)
+                .collect();
+            let todo: Vec<_> = examples
+                .into_iter()
+                .filter(|e| !finished.contains(&e.id))
+                .collect();
+            eprintln!(
+                "resuming {}: {} of {} examples finished, {} to judge",
+                dir.display(),
+                finished.len(),
+                selection.examples,
+                todo.len()
+            );
+            let journal = Journal::open_append(&dir.join(JOURNAL))?;
+            (dir.clone(), manifest, journal, todo)
+        }
+        None => {
+            let run_id = run_id(&started_at, &args.judge, &dataset.info.name);
+            let dir = prepare_dir(args, &run_id)?;
+            let manifest = RunManifest {
+                run_id: dir
+                    .file_name()
+                    .map_or(run_id.clone(), |n| n.to_string_lossy().into_owned()),
+                harness_version: env!("CARGO_PKG_VERSION").to_string(),
+                accuracy_rule: ACCURACY_RULE.to_string(),
+                started_at: started_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                finished_at: None,
+                dataset: dataset.info,
+                selection,
+                judge: judge.info(),
+            };
+            // Written before judging so that an interrupted run can still be re-scored.
+            report::write_manifest(&dir, &manifest)?;
+            let journal = Journal::create(&dir.join(JOURNAL))?;
+            (dir, manifest, journal, examples)
+        }
     };
-    // Written before judging so that an interrupted run can still be re-scored.
-    report::write_manifest(&dir, &manifest)?;
-    let mut journal = Journal::create(&dir.join(JOURNAL))?;
 
+    let engine = EngineOptions {
+        concurrency: args.concurrency as usize,
+        max_attempts: args.max_attempts,
+        retry_budget: args.retry_budget.unwrap_or(20 + todo.len()),
+        backoff_base: Duration::from_millis(500),
+        backoff_max: Duration::from_secs(60),
+        cache: (!args.no_cache).then(|| {
+            ResponseCache::new(
+                args.cache_dir
+                    .clone()
+                    .unwrap_or_else(ResponseCache::default_dir),
+            )
+        }),
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let judgements = runtime.block_on(async {
-        judge.health().await.context("the judge is not ready")?;
-        runner::run(
-            judge.clone(),
-            Arc::new(examples),
-            args.concurrency as usize,
-            &mut journal,
-        )
-        .await
+    let stats = runtime.block_on(async {
+        if !todo.is_empty() {
+            judge.health().await.context("the judge is not ready")?;
+        }
+        let (_, stats) = runner::run(judge.clone(), Arc::new(todo), engine, &mut journal, |_| {
+            true
+        })
+        .await?;
+        anyhow::Ok(stats)
     })?;
 
     manifest.finished_at = Some(now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
     report::write_manifest(&dir, &manifest)?;
-    let summary = Summary::from_judgements(&judgements);
+    let (all, _) = runner::read_journal(&dir.join(JOURNAL))?;
+    let summary = Summary::from_judgements(&runner::latest_per_id(all));
     let markdown = report::write_summaries(&dir, &manifest, &summary)?;
     println!("{markdown}");
     println!("report: {}", dir.display());
+    print_stats(&stats, &dir);
     Ok(())
+}
+
+fn print_stats(stats: &RunStats, dir: &Path) {
+    if stats.usage != Usage::default() {
+        eprintln!(
+            "tokens: {} prompt + {} completion",
+            stats.usage.prompt_tokens, stats.usage.completion_tokens
+        );
+    }
+    if stats.retries + stats.throttled + stats.cache_hits > 0 {
+        eprintln!(
+            "retries: {}, throttled: {} (concurrency fell to {}), cached replies: {}",
+            stats.retries, stats.throttled, stats.min_concurrency, stats.cache_hits
+        );
+    }
+    if stats.stopped_early {
+        eprintln!(
+            "warning: stopped early: the run's retry budget is spent and the judge keeps failing; \
+             {} examples were not started; continue with --resume {}",
+            stats.not_started,
+            dir.display()
+        );
+    }
+    if stats.failed > 0 {
+        eprintln!(
+            "warning: {} examples got no reply and count as INVALID; judge them again with --resume {}",
+            stats.failed,
+            dir.display()
+        );
+    }
+}
+
+/// `--resume` continues a run only with the same data, examples and judge; anything else
+/// would mix two experiments in one journal.
+fn check_same_run(
+    manifest: &RunManifest,
+    dataset: &halubench_core::DatasetInfo,
+    selection: &Selection,
+    judge: &halubench_core::JudgeInfo,
+) -> anyhow::Result<()> {
+    let mut differences = Vec::new();
+    if manifest.dataset.sha256 != dataset.sha256 {
+        differences.push(format!(
+            "dataset sha256 {} (run) vs {} (now)",
+            manifest.dataset.sha256, dataset.sha256
+        ));
+    }
+    if &manifest.selection != selection {
+        differences.push(format!(
+            "selection {:?} (run) vs {:?} (now)",
+            manifest.selection, selection
+        ));
+    }
+    if &manifest.judge != judge {
+        differences.push(format!(
+            "judge {:?} (run) vs {:?} (now)",
+            manifest.judge, judge
+        ));
+    }
+    if differences.is_empty() {
+        Ok(())
+    } else {
+        bail!(
+            "cannot resume {}: it is a different run: {}",
+            manifest.run_id,
+            differences.join("; ")
+        )
+    }
 }
 
 pub fn rescore(dir: &Path) -> anyhow::Result<()> {
@@ -91,6 +211,7 @@ pub fn rescore(dir: &Path) -> anyhow::Result<()> {
             manifest.selection.examples
         );
     }
+    let judgements = runner::latest_per_id(judgements);
     let summary = Summary::from_judgements(&judgements);
     println!("{}", report::write_summaries(dir, &manifest, &summary)?);
     println!("report: {}", dir.display());
@@ -101,6 +222,40 @@ fn build_judge(args: &RunArgs) -> anyhow::Result<Arc<dyn Judge>> {
     Ok(match args.judge {
         JudgeKind::Baseline => {
             Arc::new(BaselineJudge::new(args.threshold).context("invalid --threshold")?)
+        }
+        JudgeKind::Openai => {
+            let model = args.model.clone().context("--judge openai needs --model")?;
+            let template = match &args.prompt {
+                Some(path) => PromptTemplate::from_file(path)?,
+                None => PromptTemplate::lynx(),
+            };
+            let headers = args
+                .headers
+                .iter()
+                .map(|h| {
+                    h.split_once(':')
+                        .map(|(n, v)| (n.trim().to_string(), v.trim().to_string()))
+                        .with_context(|| format!("--header {h:?} is not \"Name: value\""))
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            if !(args.timeout > 0.0 && args.timeout.is_finite()) {
+                bail!("--timeout must be a positive number of seconds");
+            }
+            let api_key = std::env::var(&args.api_key_env)
+                .ok()
+                .filter(|k| !k.is_empty());
+            let settings = OpenAiSettings {
+                base_urls: args.base_urls.clone(),
+                model,
+                api_key_env: api_key.as_ref().map(|_| args.api_key_env.clone()),
+                api_key: api_key.map(ApiKey::new),
+                temperature: args.temperature,
+                max_tokens: args.max_tokens,
+                json_mode: args.json_mode,
+                headers,
+                timeout: Duration::from_secs_f64(args.timeout),
+            };
+            Arc::new(OpenAiJudge::new(settings, template)?)
         }
     })
 }

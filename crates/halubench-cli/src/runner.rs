@@ -4,14 +4,18 @@
 use std::fs::File;
 use std::io::Write;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
-use halubench_core::{Example, Judgement, Verdict};
-use halubench_judge::Judge;
+use anyhow::Context as _;
+use halubench_core::{Example, Judgement, Usage, Verdict};
+use halubench_judge::{Judge, Reply};
 use indicatif::{ProgressBar, ProgressStyle};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
+
+use crate::cache::ResponseCache;
 
 /// The append-only `judgements.jsonl`: one JSON object per line, written with a single
 /// `write` each so that a line is never interleaved, and not buffered so that a finished
@@ -29,6 +33,25 @@ impl Journal {
             .create_new(true)
             .open(path)
             .with_context(|| format!("cannot create journal {}", path.display()))?;
+        Ok(Journal {
+            file,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Reopens a journal to add to it (`--resume`). A torn last line left by a crash is cut
+    /// off first, so that new lines never glue onto it.
+    pub fn open_append(path: &Path) -> anyhow::Result<Journal> {
+        let context = || format!("cannot open journal {}", path.display());
+        let text = std::fs::read(path).with_context(context)?;
+        let whole = text.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        let file = File::options()
+            .append(true)
+            .open(path)
+            .with_context(context)?;
+        if whole < text.len() {
+            file.set_len(whole as u64).with_context(context)?;
+        }
         Ok(Journal {
             file,
             path: path.to_path_buf(),
@@ -76,22 +99,93 @@ pub fn read_journal(path: &Path) -> anyhow::Result<(Vec<Judgement>, Option<Strin
     Ok((judgements, warning))
 }
 
-/// Judges every example, at most `concurrency` at a time, journaling each result in the
-/// order it finishes. Returns the judgements in that order.
+/// The last judgement of each example, in first-seen order: a resumed run appends a new
+/// line for an example that failed before, and the newer line wins.
+pub fn latest_per_id(judgements: Vec<Judgement>) -> Vec<Judgement> {
+    let mut index: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    let mut latest: Vec<Judgement> = Vec::with_capacity(judgements.len());
+    for judgement in judgements {
+        match index.get(&judgement.id) {
+            Some(&i) => latest[i] = judgement,
+            None => {
+                index.insert(judgement.id.clone(), latest.len());
+                latest.push(judgement);
+            }
+        }
+    }
+    latest
+}
+
+/// How the engine treats a judge: how much at once, how often to try, where to cache.
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    /// Calls in flight at most; the engine halves its own limit when throttled and grows it
+    /// back one call at a time.
+    pub concurrency: usize,
+    /// Attempts per example, the first included.
+    pub max_attempts: u32,
+    /// Retries for the whole run; once spent, the next failure stops the run (what is left
+    /// can be resumed).
+    pub retry_budget: usize,
+    pub backoff_base: Duration,
+    pub backoff_max: Duration,
+    pub cache: Option<ResponseCache>,
+}
+
+/// What happened besides the judgements.
+#[derive(Debug, Default, Clone)]
+pub struct RunStats {
+    pub retries: usize,
+    pub throttled: usize,
+    pub cache_hits: usize,
+    pub failed: usize,
+    pub usage: Usage,
+    /// The lowest concurrency the engine fell back to.
+    pub min_concurrency: usize,
+    /// Scheduling stopped before every example was judged.
+    pub stopped_early: bool,
+    pub not_started: usize,
+}
+
+struct Context {
+    judge: Arc<dyn Judge>,
+    options: EngineOptions,
+    limiter: Limiter,
+    retries_left: AtomicUsize,
+    stats: Mutex<RunStats>,
+}
+
+/// Judges every example, journaling each result in the order it finishes, and stops
+/// scheduling new work once `keep_going` says so (calls already in flight still finish and
+/// are journaled). Returns the judgements in that order.
 pub async fn run(
     judge: Arc<dyn Judge>,
     examples: Arc<Vec<Example>>,
-    concurrency: usize,
+    options: EngineOptions,
     journal: &mut Journal,
-) -> anyhow::Result<Vec<Judgement>> {
+    mut keep_going: impl FnMut(&Judgement) -> bool,
+) -> anyhow::Result<(Vec<Judgement>, RunStats)> {
+    let concurrency = options.concurrency.max(1);
+    let context = Arc::new(Context {
+        judge,
+        limiter: Limiter::new(concurrency),
+        retries_left: AtomicUsize::new(options.retry_budget),
+        stats: Mutex::new(RunStats {
+            min_concurrency: concurrency,
+            ..RunStats::default()
+        }),
+        options,
+    });
     let progress = progress_bar(examples.len() as u64);
     let mut in_flight = JoinSet::new();
     let mut next = 0;
+    let mut stopping = false;
     let mut done = Vec::with_capacity(examples.len());
     loop {
-        while in_flight.len() < concurrency && next < examples.len() {
-            let (judge, examples, index) = (judge.clone(), examples.clone(), next);
-            in_flight.spawn(async move { judge_one(judge.as_ref(), &examples[index]).await });
+        // Tasks waiting out a backoff hold no call slot, so this only bounds memory.
+        while !stopping && in_flight.len() < concurrency && next < examples.len() {
+            let (context, examples, index) = (context.clone(), examples.clone(), next);
+            in_flight.spawn(async move { judge_with_retries(&context, &examples[index]).await });
             next += 1;
         }
         let Some(finished) = in_flight.join_next().await else {
@@ -100,28 +194,202 @@ pub async fn run(
         let judgement = finished.context("a judge task panicked")?;
         journal.append(&judgement)?;
         progress.inc(1);
+        // A spent retry budget means the judge keeps failing: stop rather than burn through
+        // every remaining example; `--resume` picks up the rest.
+        let budget_spent =
+            context.retries_left.load(Ordering::Relaxed) == 0 && judgement.error.is_some();
+        if budget_spent && !stopping {
+            lock(&context.stats).stopped_early = true;
+        }
+        stopping = stopping || budget_spent || !keep_going(&judgement);
         done.push(judgement);
     }
     progress.finish_and_clear();
-    Ok(done)
+    let mut stats = lock(&context.stats).clone();
+    stats.not_started = examples.len() - next;
+    stats.min_concurrency = stats.min_concurrency.min(context.limiter.lowest());
+    Ok((done, stats))
 }
 
-async fn judge_one(judge: &dyn Judge, example: &Example) -> Judgement {
+async fn judge_with_retries(context: &Context, example: &Example) -> Judgement {
     let started = Instant::now();
-    let result = judge.judge(example).await;
-    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
-    let (verdict, raw, error) = match result {
-        Ok(reply) => (reply.verdict, reply.raw, None),
-        Err(e) => (Verdict::Invalid, String::new(), Some(e.to_string())),
-    };
-    Judgement {
+    let cache = context.options.cache.as_ref();
+    let key = cache.and_then(|_| context.judge.cache_key(example));
+    if let (Some(cache), Some(key)) = (cache, &key)
+        && let Some(reply) = cache.get(key)
+    {
+        lock(&context.stats).cache_hits += 1;
+        return judgement(example, Ok(reply), started);
+    }
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let permit = context.limiter.acquire().await;
+        let result = context.judge.judge(example).await;
+        let throttled = matches!(&result, Err(e) if e.is_throttled());
+        context.limiter.release(permit, result.is_ok(), throttled);
+        match result {
+            Ok(reply) => {
+                if let (Some(cache), Some(key)) = (cache, &key)
+                    && let Err(e) = cache.put(key, &reply)
+                {
+                    eprintln!(
+                        "warning: cannot write the response cache in {}: {e}",
+                        cache.dir().display()
+                    );
+                }
+                let mut stats = lock(&context.stats);
+                if let Some(usage) = reply.usage {
+                    stats.usage += usage;
+                }
+                drop(stats);
+                return judgement(example, Ok(reply), started);
+            }
+            Err(error) => {
+                let retry = error.is_retryable()
+                    && attempt < context.options.max_attempts
+                    && take_one(&context.retries_left);
+                {
+                    let mut stats = lock(&context.stats);
+                    stats.throttled += throttled as usize;
+                    stats.retries += retry as usize;
+                    stats.failed += !retry as usize;
+                }
+                if !retry {
+                    let message = format!(
+                        "{error} (attempt {attempt} of at most {})",
+                        context.options.max_attempts
+                    );
+                    return judgement(example, Err(message), started);
+                }
+                tokio::time::sleep(backoff(&context.options, attempt, error.retry_after())).await;
+            }
+        }
+    }
+}
+
+fn judgement(example: &Example, result: Result<Reply, String>, started: Instant) -> Judgement {
+    let mut judgement = Judgement {
         id: example.id.clone(),
         task: example.task.clone(),
         label: example.label,
-        verdict,
-        raw,
-        latency_ms,
-        error,
+        verdict: Verdict::Invalid,
+        raw: String::new(),
+        latency_ms: started.elapsed().as_secs_f64() * 1000.0,
+        error: None,
+        usage: None,
+        model: None,
+    };
+    match result {
+        Ok(reply) => {
+            judgement.verdict = reply.verdict;
+            judgement.raw = reply.raw;
+            judgement.usage = reply.usage;
+            judgement.model = reply.model;
+        }
+        Err(message) => judgement.error = Some(message),
+    }
+    judgement
+}
+
+/// Exponential backoff with jitter (half to all of the step, so retries spread out), and
+/// never sooner than the server's `Retry-After`.
+fn backoff(options: &EngineOptions, attempt: u32, retry_after: Option<Duration>) -> Duration {
+    let step = options
+        .backoff_base
+        .saturating_mul(1u32 << (attempt - 1).min(16))
+        .min(options.backoff_max);
+    let jittered = step.mul_f64(0.5 + 0.5 * jitter());
+    retry_after.map_or(jittered, |wait| wait.max(jittered))
+}
+
+/// A number in [0, 1): jitter needs spread, not quality.
+fn jitter() -> f64 {
+    static STATE: AtomicU64 = AtomicU64::new(0x9E37_79B9_7F4A_7C15);
+    let mut x = STATE.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed);
+    x ^= x >> 30;
+    x = x.wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x ^= x >> 27;
+    x = x.wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^= x >> 31;
+    (x >> 11) as f64 / (1u64 << 53) as f64
+}
+
+fn take_one(counter: &AtomicUsize) -> bool {
+    counter
+        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+        .is_ok()
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic while holding the lock only ever leaves counters behind; keep using them.
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Adaptive concurrency: additive increase, multiplicative decrease. A throttled call
+/// halves the limit (once per cut: a burst of 429s from one overload counts once); every
+/// `limit` successes in a row earn one more slot, up to the configured maximum.
+struct Limiter {
+    semaphore: Arc<Semaphore>,
+    max: usize,
+    state: Mutex<LimiterState>,
+}
+
+struct LimiterState {
+    limit: usize,
+    successes: usize,
+    /// Slots still to withdraw from the current cut, as calls in flight finish.
+    debt: usize,
+    lowest: usize,
+}
+
+impl Limiter {
+    fn new(max: usize) -> Limiter {
+        Limiter {
+            semaphore: Arc::new(Semaphore::new(max)),
+            max,
+            state: Mutex::new(LimiterState {
+                limit: max,
+                successes: 0,
+                debt: 0,
+                lowest: max,
+            }),
+        }
+    }
+
+    async fn acquire(&self) -> Option<OwnedSemaphorePermit> {
+        // The semaphore is never closed, so this only fails in theory; then run unbounded.
+        self.semaphore.clone().acquire_owned().await.ok()
+    }
+
+    fn release(&self, permit: Option<OwnedSemaphorePermit>, success: bool, throttled: bool) {
+        let mut state = lock(&self.state);
+        if throttled && state.debt == 0 && state.limit > 1 {
+            let cut = state.limit / 2;
+            state.limit -= cut;
+            state.debt = cut;
+            state.successes = 0;
+            state.lowest = state.lowest.min(state.limit);
+        } else if success {
+            state.successes += 1;
+            if state.successes >= state.limit && state.limit < self.max && state.debt == 0 {
+                state.limit += 1;
+                state.successes = 0;
+                self.semaphore.add_permits(1);
+            }
+        }
+        if let Some(permit) = permit
+            && state.debt > 0
+        {
+            permit.forget();
+            state.debt -= 1;
+        }
+    }
+
+    fn lowest(&self) -> usize {
+        lock(&self.state).lowest
     }
 }
 
@@ -156,6 +424,8 @@ mod tests {
             raw: "{\"SCORE\": \"PASS\"}\nwith a newline".to_string(),
             latency_ms: 1.0,
             error: None,
+            usage: None,
+            model: None,
         }
     }
 

@@ -160,7 +160,12 @@ impl BaselineJudge {
         }
         let raw =
             serde_json::json!({ "REASONING": reasoning, "SCORE": verdict.as_str() }).to_string();
-        Reply { verdict, raw }
+        Reply {
+            verdict,
+            raw,
+            usage: None,
+            model: None,
+        }
     }
 }
 

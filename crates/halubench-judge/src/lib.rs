@@ -1,19 +1,26 @@
 //! Judges: the `Judge` trait every backend implements, and the built-in baseline judge
 //! that needs no model.
 //!
+//! Model judges share the prompt templates of [`prompt`] (the Lynx prompt is embedded) and
+//! read their replies with the tolerant verdict parser of [`verdict`].
+//!
 //! This crate holds no HTTP client, no model runtime and no dataframe library: backends
 //! that need those live in their own crates and implement [`Judge`]. Judges do not decide
 //! how many calls run at once or retry anything; the runner does.
 
 pub mod baseline;
+pub mod prompt;
+pub mod verdict;
 
 use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
-use halubench_core::{Example, JudgeInfo, Verdict};
+use halubench_core::{Example, JudgeInfo, Usage, Verdict};
 
 pub use baseline::{Assessment, BaselineJudge};
+pub use prompt::PromptTemplate;
+pub use verdict::{InvalidReason, ParsedVerdict, parse_verdict};
 
 /// A boxed future, so that `Judge` can be used as `Arc<dyn Judge>`.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -25,6 +32,10 @@ pub struct Reply {
     pub verdict: Verdict,
     /// The reply text exactly as produced.
     pub raw: String,
+    /// Tokens spent, when the judge reports them.
+    pub usage: Option<Usage>,
+    /// The model that answered, as the judge reported it.
+    pub model: Option<String>,
 }
 
 /// A judge of (question, passage, answer) triples.
@@ -36,6 +47,12 @@ pub trait Judge: Send + Sync {
     /// run starts, so a misconfiguration fails in seconds rather than on every example.
     fn health(&self) -> BoxFuture<'_, Result<(), JudgeError>> {
         Box::pin(async { Ok(()) })
+    }
+
+    /// A digest of everything that shapes this judge's reply to `example`, for judges whose
+    /// replies are worth caching (paid or slow calls). `None` disables the cache.
+    fn cache_key(&self, _example: &Example) -> Option<String> {
+        None
     }
 
     /// Judges one example. An unusable reply is `Ok` with `Verdict::Invalid`; `Err` means
@@ -53,6 +70,23 @@ pub enum JudgeError {
         /// How long the judge asked us to wait, when it said.
         retry_after: Option<Duration>,
     },
+    /// The judge asked us to slow down (HTTP 429): retry, and send less at once.
+    #[error("judge throttled the request: {reason}")]
+    Throttled {
+        reason: String,
+        retry_after: Option<Duration>,
+    },
+    #[error("cannot read prompt template {}: {source}", path.display())]
+    PromptRead {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    /// `template` is the file path for a template read from a file, else its name.
+    #[error("prompt template {template} lacks the placeholder {placeholder}")]
+    PromptPlaceholder {
+        template: String,
+        placeholder: &'static str,
+    },
     /// Will fail the same way every time (a rejected request, a prompt too long).
     #[error("judge rejected the request: {reason}")]
     Rejected { reason: String },
@@ -60,13 +94,21 @@ pub enum JudgeError {
 
 impl JudgeError {
     pub fn is_retryable(&self) -> bool {
-        matches!(self, JudgeError::Unavailable { .. })
+        matches!(
+            self,
+            JudgeError::Unavailable { .. } | JudgeError::Throttled { .. }
+        )
+    }
+
+    pub fn is_throttled(&self) -> bool {
+        matches!(self, JudgeError::Throttled { .. })
     }
 
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
-            JudgeError::Unavailable { retry_after, .. } => *retry_after,
-            JudgeError::Rejected { .. } => None,
+            JudgeError::Unavailable { retry_after, .. }
+            | JudgeError::Throttled { retry_after, .. } => *retry_after,
+            _ => None,
         }
     }
 }

@@ -206,6 +206,8 @@ mod tests {
             raw: String::new(),
             latency_ms: 0.0,
             error: None,
+            usage: None,
+            model: None,
         }
     }
 

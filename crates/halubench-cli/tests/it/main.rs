@@ -1,5 +1,8 @@
 //! End-to-end tests of the real `halubench` binary.
 
+mod fake_openai;
+mod openai;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -20,7 +23,7 @@ fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
-fn stderr(o: &Output) -> String {
+pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
@@ -35,7 +38,7 @@ fn sample_path() -> String {
         .to_string()
 }
 
-fn read_json(path: &Path) -> serde_json::Value {
+pub fn read_json(path: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(path).expect("read")).expect("json")
 }
 

@@ -1,0 +1,198 @@
+//! A fake OpenAI-compatible server on 127.0.0.1 with scripted faults. Its verdicts are a
+//! pure function of the prompt, so a run through faults must end exactly where a
+//! fault-free run ends.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::Duration;
+
+/// What the server does with one attempt at one prompt.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Fault {
+    None,
+    /// 429 with `Retry-After: 0.2`.
+    Throttle,
+    Status(u16),
+    /// Answers garbage after this long (meant to outlast the client's timeout).
+    Slow(Duration),
+    /// Answers properly after this long.
+    Late(Duration),
+    /// Closes the connection without a response.
+    Reset,
+    MalformedBody,
+    EmptyChoices,
+}
+
+pub type Script = Arc<dyn Fn(u64, usize) -> Fault + Send + Sync>;
+
+pub struct FakeOpenAi {
+    pub base_url: String,
+    /// Attempts per prompt digest.
+    pub attempts: Arc<Mutex<HashMap<u64, usize>>>,
+    /// Authorization headers seen.
+    pub auth: Arc<Mutex<Vec<String>>>,
+}
+
+impl FakeOpenAi {
+    pub fn total_attempts(&self) -> usize {
+        self.attempts.lock().expect("lock").values().sum()
+    }
+}
+
+/// `script(prompt_digest, attempt)` picks the fault for each attempt (attempts count from 1).
+pub fn serve(script: Script) -> FakeOpenAi {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let base_url = format!("http://{}/v1", listener.local_addr().expect("addr"));
+    let attempts = Arc::new(Mutex::new(HashMap::new()));
+    let auth = Arc::new(Mutex::new(Vec::new()));
+    let (a, h) = (attempts.clone(), auth.clone());
+    thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let (script, a, h) = (script.clone(), a.clone(), h.clone());
+            thread::spawn(move || {
+                let _ = handle(stream, &script, &a, &h);
+            });
+        }
+    });
+    FakeOpenAi {
+        base_url,
+        attempts,
+        auth,
+    }
+}
+
+/// The verdict the fake judge gives a prompt: half PASS, half FAIL, a few unparseable.
+pub fn reply_for(digest: u64) -> String {
+    match digest % 10 {
+        0 => "I am not sure about this one.".to_string(),
+        d if d % 2 == 1 => "{\"REASONING\": [\"supported\"], \"SCORE\": \"PASS\"}".to_string(),
+        _ => "```json\n{'REASONING': ['not supported'], 'SCORE': 'FAIL'}\n```".to_string(),
+    }
+}
+
+pub fn digest(text: &str) -> u64 {
+    // FNV-1a: stable across runs and platforms.
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+fn handle(
+    stream: TcpStream,
+    script: &Script,
+    attempts: &Mutex<HashMap<u64, usize>>,
+    auth: &Mutex<Vec<String>>,
+) -> std::io::Result<()> {
+    let mut reader = BufReader::new(stream.try_clone()?);
+    let mut writer = stream;
+    // Keep-alive: serve requests on this connection until the client closes it.
+    loop {
+        let mut request_line = String::new();
+        if reader.read_line(&mut request_line)? == 0 {
+            return Ok(());
+        }
+        let mut length = 0;
+        loop {
+            let mut header = String::new();
+            if reader.read_line(&mut header)? == 0 {
+                return Ok(());
+            }
+            if header == "\r\n" {
+                break;
+            }
+            let lower = header.to_ascii_lowercase();
+            if let Some(v) = lower.strip_prefix("content-length:") {
+                length = v.trim().parse().unwrap_or(0);
+            }
+            if lower.starts_with("authorization:") {
+                auth.lock().expect("lock").push(header.trim().to_string());
+            }
+        }
+        let mut body = vec![0; length];
+        reader.read_exact(&mut body)?;
+
+        if request_line.starts_with("GET") {
+            respond(
+                &mut writer,
+                "200 OK",
+                &[],
+                "{\"object\":\"list\",\"data\":[]}",
+            )?;
+            continue;
+        }
+        let request: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+        let prompt = request["messages"][0]["content"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let model = request["model"].as_str().unwrap_or_default().to_string();
+        let d = digest(&prompt);
+        let attempt = {
+            let mut map = attempts.lock().expect("lock");
+            let n = map.entry(d).or_insert(0);
+            *n += 1;
+            *n
+        };
+        let mut fault = script(d, attempt);
+        if let Fault::Late(wait) = fault {
+            thread::sleep(wait);
+            fault = Fault::None;
+        }
+        match fault {
+            Fault::None | Fault::Late(_) => {
+                let reply = serde_json::json!({
+                    "id": "x", "object": "chat.completion", "model": format!("{model}-served"),
+                    "choices": [{"index": 0, "message": {"role": "assistant", "content": reply_for(d)}, "finish_reason": "stop"}],
+                    "usage": {"prompt_tokens": prompt.len() / 4, "completion_tokens": 20, "total_tokens": prompt.len() / 4 + 20}
+                });
+                respond(&mut writer, "200 OK", &[], &reply.to_string())?;
+            }
+            Fault::Throttle => respond(
+                &mut writer,
+                "429 Too Many Requests",
+                &[("Retry-After", "0.2")],
+                "{\"error\":{\"message\":\"rate limited\"}}",
+            )?,
+            Fault::Status(code) => respond(
+                &mut writer,
+                &format!("{code} Oops"),
+                &[],
+                "{\"error\":\"boom\"}",
+            )?,
+            Fault::Slow(wait) => {
+                thread::sleep(wait);
+                respond(&mut writer, "200 OK", &[], "{}")?;
+            }
+            Fault::Reset => return Ok(()),
+            Fault::MalformedBody => respond(&mut writer, "200 OK", &[], "{\"choices\": [ {\"mess")?,
+            Fault::EmptyChoices => respond(
+                &mut writer,
+                "200 OK",
+                &[],
+                "{\"choices\": [], \"model\": \"m\"}",
+            )?,
+        }
+    }
+}
+
+fn respond(
+    w: &mut TcpStream,
+    status: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> std::io::Result<()> {
+    let mut head = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        head += &format!("{name}: {value}\r\n");
+    }
+    head += "\r\n";
+    w.write_all(head.as_bytes())?;
+    w.write_all(body.as_bytes())?;
+    w.flush()
+}

@@ -1,0 +1,350 @@
+//! The OpenAI-compatible judge through the real binary, against a fake server with faults.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::fake_openai::{self, Fault};
+use crate::{read_json, stderr};
+
+fn openai_run(dir: &Path, base_url: &str, extra: &[&str]) -> std::process::Output {
+    let mut args = vec![
+        "run",
+        "--judge",
+        "openai",
+        "--model",
+        "lynx-test",
+        "--base-url",
+        base_url,
+        "--timeout",
+        "1",
+        "--cache-dir",
+        "cache",
+    ];
+    args.extend_from_slice(extra);
+    Command::new(env!("CARGO_BIN_EXE_halubench"))
+        .args(&args)
+        .current_dir(dir)
+        .env("HF_HUB_OFFLINE", "1")
+        .env("OPENAI_API_KEY", "sk-test-SECRET-key-0000")
+        .output()
+        .expect("run halubench")
+}
+
+/// id → (verdict, raw) from a run's journal, last line per id.
+fn verdicts(run: &Path) -> BTreeMap<String, (String, String)> {
+    std::fs::read_to_string(run.join("judgements.jsonl"))
+        .expect("journal")
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).expect("json line");
+            (
+                v["id"].as_str().expect("id").to_string(),
+                (
+                    v["verdict"].as_str().expect("verdict").to_string(),
+                    v["raw"].as_str().expect("raw").to_string(),
+                ),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn faults_cost_nothing_but_time() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clean = fake_openai::serve(Arc::new(|_, _| Fault::None));
+    let out = openai_run(
+        dir.path(),
+        &clean.base_url,
+        &["--out", "clean", "--no-cache"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(clean.total_attempts(), 60);
+
+    // Every example meets one or two faults before its answer.
+    let faulty = fake_openai::serve(Arc::new(|d, attempt| match (d % 7, attempt) {
+        (0, 1) => Fault::Throttle,
+        (1, 1) => Fault::Status(500),
+        (1, 2) => Fault::Status(502),
+        (2, 1) => Fault::Status(503),
+        (3, 1) => Fault::Slow(Duration::from_millis(1500)),
+        (4, 1) => Fault::Reset,
+        (5, 1) => Fault::MalformedBody,
+        (6, 1) => Fault::EmptyChoices,
+        _ => Fault::None,
+    }));
+    let out = openai_run(
+        dir.path(),
+        &faulty.base_url,
+        &["--out", "faulty", "--concurrency", "16", "--no-cache"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let (a, b) = (
+        verdicts(&dir.path().join("clean")),
+        verdicts(&dir.path().join("faulty")),
+    );
+    assert_eq!(a.len(), 60);
+    assert_eq!(a, b, "a faulty run ends exactly where a clean one does");
+    let lines = std::fs::read_to_string(dir.path().join("faulty/judgements.jsonl"))
+        .expect("journal")
+        .lines()
+        .count();
+    assert_eq!(lines, 60, "no example lost or duplicated");
+    // Bounded: at most two faults per example, so at most three attempts each.
+    let attempts = faulty.attempts.lock().expect("lock").clone();
+    assert!(attempts.values().all(|&n| n <= 3), "{attempts:?}");
+    assert!(faulty.total_attempts() > 60, "faults really happened");
+    let summary = read_json(&dir.path().join("faulty/summary.json"));
+    assert_eq!(summary, read_json(&dir.path().join("clean/summary.json")));
+    assert!(stderr(&out).contains("throttled"), "{}", stderr(&out));
+}
+
+#[test]
+fn a_permanent_rejection_is_recorded_once_and_a_dead_end_is_bounded() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // 400 for a third of the prompts (never retried); 503 forever for another third.
+    let server = fake_openai::serve(Arc::new(|d, _| match d % 3 {
+        0 => Fault::Status(400),
+        1 => Fault::Status(503),
+        _ => Fault::None,
+    }));
+    let started = Instant::now();
+    let out = openai_run(
+        dir.path(),
+        &server.base_url,
+        &[
+            "--out",
+            "r",
+            "--max-attempts",
+            "3",
+            "--no-cache",
+            "--concurrency",
+            "32",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "a run never dies on a judge fault: {}",
+        stderr(&out)
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "and never wedges"
+    );
+    let attempts: HashMap<u64, usize> = server.attempts.lock().expect("lock").clone();
+    for (d, n) in &attempts {
+        let expected_max = match d % 3 {
+            0 => 1,
+            1 => 3,
+            _ => 1,
+        };
+        assert!(*n <= expected_max, "prompt {d}: {n} attempts");
+    }
+    let journal = std::fs::read_to_string(dir.path().join("r/judgements.jsonl")).expect("journal");
+    let errors: Vec<serde_json::Value> = journal
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .filter(|v: &serde_json::Value| !v["error"].is_null())
+        .collect();
+    assert!(!errors.is_empty());
+    assert!(errors.iter().all(|e| e["verdict"] == "INVALID"));
+    assert!(
+        errors
+            .iter()
+            .any(|e| e["error"].as_str().is_some_and(|m| m.contains("HTTP 400")))
+    );
+    assert!(
+        stderr(&out).contains("--resume"),
+        "says how to retry: {}",
+        stderr(&out)
+    );
+    let summary = read_json(&dir.path().join("r/summary.json"));
+    assert_eq!(summary["n"], 60, "failed examples still count, as wrong");
+}
+
+#[test]
+fn the_response_cache_makes_a_rerun_free_and_a_changed_parameter_misses() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = fake_openai::serve(Arc::new(|_, _| Fault::None));
+    assert!(
+        openai_run(dir.path(), &server.base_url, &["--out", "a"])
+            .status
+            .success()
+    );
+    assert_eq!(server.total_attempts(), 60);
+    assert!(
+        openai_run(dir.path(), &server.base_url, &["--out", "b"])
+            .status
+            .success()
+    );
+    assert_eq!(
+        server.total_attempts(),
+        60,
+        "second run served from the cache"
+    );
+    assert_eq!(
+        verdicts(&dir.path().join("a")),
+        verdicts(&dir.path().join("b"))
+    );
+    assert!(
+        openai_run(
+            dir.path(),
+            &server.base_url,
+            &["--out", "c", "--max-tokens", "599"]
+        )
+        .status
+        .success()
+    );
+    assert_eq!(
+        server.total_attempts(),
+        120,
+        "another max_tokens is another request"
+    );
+}
+
+#[test]
+fn the_api_key_is_sent_but_never_written() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = fake_openai::serve(Arc::new(|d, _| {
+        if d % 5 == 0 {
+            Fault::Status(401)
+        } else {
+            Fault::None
+        }
+    }));
+    let out = openai_run(
+        dir.path(),
+        &server.base_url,
+        &["--out", "r", "--header", "X-Team: secret-team-header"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        server
+            .auth
+            .lock()
+            .expect("lock")
+            .iter()
+            .all(|h| h.ends_with("Bearer sk-test-SECRET-key-0000"))
+    );
+    let mut everything = format!("{}{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
+    for entry in std::fs::read_dir(dir.path().join("r")).expect("dir") {
+        everything += &std::fs::read_to_string(entry.expect("entry").path()).expect("read");
+    }
+    assert!(!everything.contains("sk-test-SECRET"), "key leaked");
+    assert!(
+        !everything.contains("secret-team-header"),
+        "header value leaked"
+    );
+    let manifest = std::fs::read_to_string(dir.path().join("r/run.toml")).expect("manifest");
+    assert!(
+        manifest.contains("OPENAI_API_KEY") && manifest.contains("X-Team"),
+        "{manifest}"
+    );
+    let journal = std::fs::read_to_string(dir.path().join("r/judgements.jsonl")).expect("journal");
+    assert!(
+        journal.contains("lynx-test-served"),
+        "records the model the server reports"
+    );
+}
+
+#[test]
+fn kill_9_then_resume_loses_nothing_and_repeats_nothing_finished() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let slow = fake_openai::serve(Arc::new(|_, _| Fault::Late(Duration::from_millis(100))));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_halubench"))
+        .args([
+            "run",
+            "--judge",
+            "openai",
+            "--model",
+            "m",
+            "--base-url",
+            &slow.base_url,
+            "--out",
+            "r",
+            "--concurrency",
+            "2",
+            "--no-cache",
+        ])
+        .current_dir(dir.path())
+        .env("HF_HUB_OFFLINE", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let journal = dir.path().join("r/judgements.jsonl");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::fs::read_to_string(&journal).map_or(0, |t| t.lines().count()) < 10
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().expect("kill -9");
+    child.wait().expect("reap");
+    let before = verdicts(&dir.path().join("r"));
+    assert!(
+        before.len() >= 10 && before.len() < 60,
+        "killed mid-run: {}",
+        before.len()
+    );
+
+    let fast = fake_openai::serve(Arc::new(|_, _| Fault::None));
+    let out = Command::new(env!("CARGO_BIN_EXE_halubench"))
+        .args([
+            "run",
+            "--judge",
+            "openai",
+            "--model",
+            "m",
+            "--base-url",
+            &fast.base_url,
+            "--resume",
+            "r",
+            "--no-cache",
+        ])
+        .current_dir(dir.path())
+        .env("HF_HUB_OFFLINE", "1")
+        .output()
+        .expect("resume");
+    // The base URL differs between the two servers, so resume must refuse that...
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("different run"), "{}", stderr(&out));
+    assert_eq!(fast.total_attempts(), 0);
+
+    // ...and accept the same judge: restart the slow server's twin on the same address is
+    // not possible, so resume against the original (still running) slow server.
+    let out = Command::new(env!("CARGO_BIN_EXE_halubench"))
+        .args([
+            "run",
+            "--judge",
+            "openai",
+            "--model",
+            "m",
+            "--base-url",
+            &slow.base_url,
+            "--resume",
+            "r",
+            "--no-cache",
+            "--concurrency",
+            "8",
+        ])
+        .current_dir(dir.path())
+        .env("HF_HUB_OFFLINE", "1")
+        .output()
+        .expect("resume");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let after = verdicts(&dir.path().join("r"));
+    assert_eq!(after.len(), 60);
+    for (id, verdict) in &before {
+        assert_eq!(&after[id], verdict, "finished judgements survive");
+    }
+    // Each prompt was sent once before the kill or once after, apart from calls in flight
+    // at the kill (at most the concurrency of 2).
+    let attempts = slow.attempts.lock().expect("lock").clone();
+    let repeated = attempts.values().filter(|&&n| n > 1).count();
+    assert!(repeated <= 2, "{repeated} prompts sent twice");
+    assert_eq!(read_json(&dir.path().join("r/summary.json"))["n"], 60);
+}

@@ -1,0 +1,370 @@
+//! A judge for any OpenAI-compatible `/v1/chat/completions` endpoint: OpenAI itself, vLLM,
+//! llama.cpp's server, TGI. One user message rendered from a prompt template, greedy by
+//! default, the reply parsed with the lenient verdict parser.
+//!
+//! It makes exactly one HTTP request per call and classifies what went wrong (worth a
+//! retry or not, and how long the server asked us to wait). It does not retry, cache or
+//! limit concurrency: the runner does, for every judge alike.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use halubench_core::{Example, JudgeInfo, Usage};
+use halubench_judge::{BoxFuture, Judge, JudgeError, PromptTemplate, Reply, parse_verdict};
+use serde::Deserialize;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+/// An API key. `Debug` and `Display` print `***`; the value only ever goes into the
+/// `Authorization` header.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ApiKey(String);
+
+impl ApiKey {
+    pub fn new(value: impl Into<String>) -> ApiKey {
+        ApiKey(value.into())
+    }
+}
+
+impl fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl fmt::Display for ApiKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// Everything that shapes a request.
+#[derive(Debug, Clone)]
+pub struct OpenAiSettings {
+    /// One or more base URLs ending in `/v1`; calls go round-robin across them.
+    pub base_urls: Vec<String>,
+    pub model: String,
+    pub api_key: Option<ApiKey>,
+    /// The environment variable the key came from, recorded in `run.toml` instead of it.
+    pub api_key_env: Option<String>,
+    pub temperature: f64,
+    pub max_tokens: u32,
+    /// Ask for `response_format: {"type": "json_object"}`.
+    pub json_mode: bool,
+    /// Extra request headers (name, value). Only the names are ever recorded.
+    pub headers: Vec<(String, String)>,
+    pub timeout: Duration,
+}
+
+impl OpenAiSettings {
+    pub fn new(base_url: impl Into<String>, model: impl Into<String>) -> OpenAiSettings {
+        OpenAiSettings {
+            base_urls: vec![base_url.into()],
+            model: model.into(),
+            api_key: None,
+            api_key_env: None,
+            temperature: 0.0,
+            max_tokens: 600,
+            json_mode: false,
+            headers: Vec::new(),
+            timeout: Duration::from_secs(120),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OpenAiError {
+    #[error("invalid base URL {url:?}: it must start with http:// or https://")]
+    BaseUrl { url: String },
+    #[error("no base URL given")]
+    NoBaseUrl,
+    #[error("invalid header {name:?}: {reason}")]
+    Header { name: String, reason: String },
+    #[error("cannot build the HTTP client: {0}")]
+    Client(String),
+}
+
+pub struct OpenAiJudge {
+    client: reqwest::Client,
+    settings: OpenAiSettings,
+    template: PromptTemplate,
+    next_base: AtomicUsize,
+}
+
+impl fmt::Debug for OpenAiJudge {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OpenAiJudge")
+            .field("settings", &self.settings)
+            .field("template", &self.template.name())
+            .finish_non_exhaustive()
+    }
+}
+
+impl OpenAiJudge {
+    pub fn new(
+        mut settings: OpenAiSettings,
+        template: PromptTemplate,
+    ) -> Result<OpenAiJudge, OpenAiError> {
+        if settings.base_urls.is_empty() {
+            return Err(OpenAiError::NoBaseUrl);
+        }
+        for url in &mut settings.base_urls {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(OpenAiError::BaseUrl { url: url.clone() });
+            }
+            *url = url.trim_end_matches('/').to_string();
+        }
+        let mut headers = reqwest::header::HeaderMap::new();
+        for (name, value) in &settings.headers {
+            let invalid = |reason: String| OpenAiError::Header {
+                name: name.clone(),
+                reason,
+            };
+            let header_name = reqwest::header::HeaderName::from_bytes(name.as_bytes())
+                .map_err(|e| invalid(e.to_string()))?;
+            let mut header_value = reqwest::header::HeaderValue::from_str(value)
+                .map_err(|e| invalid(e.to_string()))?;
+            header_value.set_sensitive(true);
+            headers.insert(header_name, header_value);
+        }
+        let client = reqwest::Client::builder()
+            .timeout(settings.timeout)
+            .connect_timeout(settings.timeout.min(Duration::from_secs(10)))
+            .default_headers(headers)
+            // Enough idle connections for a few hundred calls in flight.
+            .pool_max_idle_per_host(1024)
+            .build()
+            .map_err(|e| OpenAiError::Client(e.to_string()))?;
+        Ok(OpenAiJudge {
+            client,
+            settings,
+            template,
+            next_base: AtomicUsize::new(0),
+        })
+    }
+
+    /// The request body for an example: what is sent, and what the response cache keys on.
+    pub fn request_body(&self, example: &Example) -> serde_json::Value {
+        let mut body = json!({
+            "model": self.settings.model,
+            "messages": [{"role": "user", "content": self.template.render(example)}],
+            "temperature": self.settings.temperature,
+            "max_tokens": self.settings.max_tokens,
+        });
+        if self.settings.json_mode {
+            body["response_format"] = json!({"type": "json_object"});
+        }
+        body
+    }
+
+    /// Replaces the API key wherever a server echoed it back.
+    fn redact(&self, text: &str) -> String {
+        match &self.settings.api_key {
+            Some(ApiKey(key)) if !key.is_empty() => text.replace(key.as_str(), "***"),
+            _ => text.to_string(),
+        }
+    }
+
+    fn next_base_url(&self) -> &str {
+        let i = self.next_base.fetch_add(1, Ordering::Relaxed) % self.settings.base_urls.len();
+        &self.settings.base_urls[i]
+    }
+
+    async fn call(&self, example: &Example) -> Result<Reply, JudgeError> {
+        let url = format!("{}/chat/completions", self.next_base_url());
+        let mut request = self.client.post(&url).json(&self.request_body(example));
+        if let Some(ApiKey(key)) = &self.settings.api_key {
+            request = request.bearer_auth(key);
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|e| transport_error(&url, &e))?;
+        let status = response.status();
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .filter(|s| s.is_finite() && *s >= 0.0)
+            .map(Duration::from_secs_f64);
+        let body = response
+            .text()
+            .await
+            .map_err(|e| transport_error(&url, &e))?;
+        if !status.is_success() {
+            let reason = format!(
+                "HTTP {} from {url}: {}",
+                status.as_u16(),
+                snippet(&self.redact(&body))
+            );
+            return Err(match status.as_u16() {
+                429 => JudgeError::Throttled {
+                    reason,
+                    retry_after,
+                },
+                408 | 500..=599 => JudgeError::Unavailable {
+                    reason,
+                    retry_after,
+                },
+                _ => JudgeError::Rejected { reason },
+            });
+        }
+        let parsed: ChatResponse =
+            serde_json::from_str(&body).map_err(|e| JudgeError::Unavailable {
+                reason: format!(
+                    "malformed response from {url}: {e}: {}",
+                    snippet(&self.redact(&body))
+                ),
+                retry_after: None,
+            })?;
+        let Some(content) = parsed
+            .choices
+            .into_iter()
+            .next()
+            .and_then(|c| c.message.content)
+        else {
+            return Err(JudgeError::Unavailable {
+                reason: format!("response from {url} has no choices or no message content"),
+                retry_after: None,
+            });
+        };
+        let raw = self.redact(&content);
+        Ok(Reply {
+            verdict: parse_verdict(&raw).verdict,
+            raw,
+            usage: parsed.usage.map(|u| Usage {
+                prompt_tokens: u.prompt_tokens,
+                completion_tokens: u.completion_tokens,
+            }),
+            model: parsed.model,
+        })
+    }
+}
+
+impl Judge for OpenAiJudge {
+    fn info(&self) -> JudgeInfo {
+        let s = &self.settings;
+        let mut settings = BTreeMap::from([
+            ("base_urls".to_string(), s.base_urls.join(" ")),
+            ("model".to_string(), s.model.clone()),
+            ("temperature".to_string(), s.temperature.to_string()),
+            ("max_tokens".to_string(), s.max_tokens.to_string()),
+            ("json_mode".to_string(), s.json_mode.to_string()),
+            ("timeout_s".to_string(), s.timeout.as_secs_f64().to_string()),
+            ("template".to_string(), self.template.name().to_string()),
+        ]);
+        if let Some(env) = &s.api_key_env {
+            settings.insert("api_key_env".to_string(), env.clone());
+        }
+        if !s.headers.is_empty() {
+            let names: Vec<&str> = s.headers.iter().map(|(n, _)| n.as_str()).collect();
+            settings.insert("header_names".to_string(), names.join(" "));
+        }
+        JudgeInfo {
+            name: "openai".to_string(),
+            prompt_sha256: Some(self.template.sha256().to_string()),
+            settings,
+        }
+    }
+
+    /// `GET /models` on every base URL: a wrong URL or a dead replica fails the run in
+    /// seconds. A server without that route (404/405) is up, which is all we ask.
+    fn health(&self) -> BoxFuture<'_, Result<(), JudgeError>> {
+        Box::pin(async move {
+            for base in &self.settings.base_urls {
+                let url = format!("{base}/models");
+                let mut request = self.client.get(&url);
+                if let Some(ApiKey(key)) = &self.settings.api_key {
+                    request = request.bearer_auth(key);
+                }
+                let response = request
+                    .send()
+                    .await
+                    .map_err(|e| transport_error(&url, &e))?;
+                let status = response.status().as_u16();
+                if status == 401 || status == 403 {
+                    return Err(JudgeError::Rejected {
+                        reason: format!("HTTP {status} from {url}: check the API key"),
+                    });
+                }
+                if status >= 500 {
+                    return Err(JudgeError::Unavailable {
+                        reason: format!("HTTP {status} from {url}"),
+                        retry_after: None,
+                    });
+                }
+            }
+            Ok(())
+        })
+    }
+
+    fn cache_key(&self, example: &Example) -> Option<String> {
+        // The key covers every byte that shapes the reply; the URLs are included because
+        // two endpoints may serve different weights under one model name.
+        let key = json!({
+            "judge": "openai",
+            "base_urls": self.settings.base_urls,
+            "body": self.request_body(example),
+            "template_sha256": self.template.sha256(),
+        });
+        let digest = Sha256::digest(key.to_string().as_bytes());
+        Some(digest.iter().map(|b| format!("{b:02x}")).collect())
+    }
+
+    fn judge<'a>(&'a self, example: &'a Example) -> BoxFuture<'a, Result<Reply, JudgeError>> {
+        Box::pin(self.call(example))
+    }
+}
+
+fn transport_error(url: &str, error: &reqwest::Error) -> JudgeError {
+    let kind = if error.is_timeout() {
+        "timed out"
+    } else if error.is_connect() {
+        "connection failed"
+    } else {
+        "request failed"
+    };
+    // reqwest's messages name the URL but never the headers, so no key can leak here.
+    JudgeError::Unavailable {
+        reason: format!("{kind}: {url}: {error}"),
+        retry_after: None,
+    }
+}
+
+fn snippet(text: &str) -> String {
+    const MAX: usize = 300;
+    let text = text.trim();
+    match text.char_indices().nth(MAX) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_string(),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct ChatResponse {
+    #[serde(default)]
+    choices: Vec<Choice>,
+    model: Option<String>,
+    usage: Option<ChatUsage>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Choice {
+    message: Message,
+}
+
+#[derive(Debug, Deserialize)]
+struct Message {
+    content: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ChatUsage {
+    #[serde(default)]
+    prompt_tokens: u64,
+    #[serde(default)]
+    completion_tokens: u64,
+}
