@@ -5,6 +5,7 @@
 
 mod cache;
 mod datasets_cmd;
+mod prices;
 mod report;
 mod run_cmd;
 mod runner;
@@ -163,6 +164,22 @@ pub struct RunArgs {
     /// Pass the same dataset, selection and judge flags as the original run.
     #[arg(long, value_name = "DIR", conflicts_with = "out")]
     resume: Option<PathBuf>,
+
+    /// Price table (TOML: [model] input_per_mtok, output_per_mtok in USD per million tokens)
+    /// for the cost report, --dry-run and --max-cost.
+    #[arg(long, value_name = "FILE")]
+    prices: Option<PathBuf>,
+
+    /// Stop starting new calls once this run has spent this many USD (needs --prices);
+    /// calls in flight still finish. What is left can be resumed.
+    #[arg(long, value_name = "USD", requires = "prices")]
+    max_cost: Option<f64>,
+
+    /// Print how many calls, tokens and (with --prices) USD the run would take, and stop.
+    /// Cached replies are not counted; token counts are estimates (4 characters a token,
+    /// every reply at --max-tokens).
+    #[arg(long)]
+    dry_run: bool,
 
     /// Do not read or write the response cache.
     #[arg(long)]

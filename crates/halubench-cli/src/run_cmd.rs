@@ -13,6 +13,7 @@ use halubench_openai::{ApiKey, OpenAiJudge, OpenAiSettings};
 use halubench_score::Summary;
 
 use crate::cache::ResponseCache;
+use crate::prices;
 use crate::report::{self, JOURNAL};
 use crate::runner::{self, EngineOptions, Journal, RunStats};
 use crate::{JudgeKind, RunArgs};
@@ -40,24 +41,50 @@ pub fn run(registry: &Registry, hub: &HubSettings, args: &RunArgs) -> anyhow::Re
         examples: examples.len(),
     };
 
-    let started_at = now();
-    let (dir, mut manifest, mut journal, todo) = match &args.resume {
+    let previous = match &args.resume {
         Some(dir) => {
             let manifest = report::read_manifest(dir)?;
             check_same_run(&manifest, &dataset.info, &selection, &judge.info())?;
-            let (previous, warning) = runner::read_journal(&dir.join(JOURNAL))?;
+            let (journal, warning) = runner::read_journal(&dir.join(JOURNAL))?;
             if let Some(warning) = warning {
                 eprintln!("warning: {warning}");
             }
-            let finished: HashSet<String> = runner::latest_per_id(previous)
+            let finished: HashSet<String> = runner::latest_per_id(journal)
                 .into_iter()
                 .filter(|j| j.error.is_none())
                 .map(|j| j.id)
                 .collect();
-            let todo: Vec<_> = examples
-                .into_iter()
-                .filter(|e| !finished.contains(&e.id))
-                .collect();
+            Some((dir.clone(), manifest, finished))
+        }
+        None => None,
+    };
+    let todo: Vec<_> = match &previous {
+        Some((_, _, finished)) => examples
+            .into_iter()
+            .filter(|e| !finished.contains(&e.id))
+            .collect(),
+        None => examples,
+    };
+    let cache = (!args.no_cache).then(|| {
+        ResponseCache::new(
+            args.cache_dir
+                .clone()
+                .unwrap_or_else(ResponseCache::default_dir),
+        )
+    });
+    let price = match (&args.prices, &args.model) {
+        (Some(path), Some(model)) => Some(prices::price_of(path, model)?),
+        (Some(_), None) => bail!("--prices needs a judge with a --model"),
+        _ => None,
+    };
+    if args.dry_run {
+        print_estimate(judge.as_ref(), &todo, cache.as_ref(), price);
+        return Ok(());
+    }
+
+    let started_at = now();
+    let (dir, mut manifest, mut journal) = match previous {
+        Some((dir, manifest, finished)) => {
             eprintln!(
                 "resuming {}: {} of {} examples finished, {} to judge",
                 dir.display(),
@@ -66,7 +93,7 @@ pub fn run(registry: &Registry, hub: &HubSettings, args: &RunArgs) -> anyhow::Re
                 todo.len()
             );
             let journal = Journal::open_append(&dir.join(JOURNAL))?;
-            (dir.clone(), manifest, journal, todo)
+            (dir, manifest, journal)
         }
         None => {
             let run_id = run_id(&started_at, &args.judge, &dataset.info.name);
@@ -86,7 +113,7 @@ pub fn run(registry: &Registry, hub: &HubSettings, args: &RunArgs) -> anyhow::Re
             // Written before judging so that an interrupted run can still be re-scored.
             report::write_manifest(&dir, &manifest)?;
             let journal = Journal::create(&dir.join(JOURNAL))?;
-            (dir, manifest, journal, examples)
+            (dir, manifest, journal)
         }
     };
 
@@ -96,13 +123,16 @@ pub fn run(registry: &Registry, hub: &HubSettings, args: &RunArgs) -> anyhow::Re
         retry_budget: args.retry_budget.unwrap_or(20 + todo.len()),
         backoff_base: Duration::from_millis(500),
         backoff_max: Duration::from_secs(60),
-        cache: (!args.no_cache).then(|| {
-            ResponseCache::new(
-                args.cache_dir
-                    .clone()
-                    .unwrap_or_else(ResponseCache::default_dir),
-            )
-        }),
+        cache,
+    };
+    let mut spent = 0.0;
+    let mut over_budget = false;
+    let keep_going = |judgement: &halubench_core::Judgement| {
+        if let (Some(price), Some(max), Some(usage)) = (price, args.max_cost, judgement.usage) {
+            spent += price.cost(usage);
+            over_budget = spent >= max;
+        }
+        !over_budget
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -112,9 +142,13 @@ pub fn run(registry: &Registry, hub: &HubSettings, args: &RunArgs) -> anyhow::Re
         if !todo.is_empty() {
             judge.health().await.context("the judge is not ready")?;
         }
-        let (_, stats) = runner::run(judge.clone(), Arc::new(todo), engine, &mut journal, |_| {
-            true
-        })
+        let (_, stats) = runner::run(
+            judge.clone(),
+            Arc::new(todo),
+            engine,
+            &mut journal,
+            keep_going,
+        )
         .await?;
         anyhow::Ok(stats)
     })?;
@@ -122,12 +156,58 @@ pub fn run(registry: &Registry, hub: &HubSettings, args: &RunArgs) -> anyhow::Re
     manifest.finished_at = Some(now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
     report::write_manifest(&dir, &manifest)?;
     let (all, _) = runner::read_journal(&dir.join(JOURNAL))?;
-    let summary = Summary::from_judgements(&runner::latest_per_id(all));
+    let mut summary = Summary::from_judgements(&runner::latest_per_id(all));
+    summary.cost_usd = price.map(|p| p.cost(summary.tokens));
     let markdown = report::write_summaries(&dir, &manifest, &summary)?;
     println!("{markdown}");
     println!("report: {}", dir.display());
     print_stats(&stats, &dir);
+    if let Some(max) = args.max_cost
+        && stats.not_started > 0
+        && !stats.stopped_early
+    {
+        eprintln!(
+            "warning: stopped at --max-cost {max} USD; {} examples were not started; continue with --resume {}",
+            stats.not_started,
+            dir.display()
+        );
+    }
+    if let Some(cost) = summary.cost_usd {
+        eprintln!("cost: {cost:.4} USD for the whole run");
+    }
     Ok(())
+}
+
+fn print_estimate(
+    judge: &dyn Judge,
+    todo: &[halubench_core::Example],
+    cache: Option<&ResponseCache>,
+    price: Option<prices::Price>,
+) {
+    let cached = |e: &halubench_core::Example| {
+        cache.is_some_and(|c| judge.cache_key(e).is_some_and(|k| c.get(&k).is_some()))
+    };
+    let (mut calls, mut hits, mut usage) = (0usize, 0usize, Usage::default());
+    for example in todo {
+        if cached(example) {
+            hits += 1;
+        } else if let Some(estimate) = judge.estimate_usage(example) {
+            calls += 1;
+            usage += estimate;
+        }
+    }
+    println!(
+        "dry run: {} examples to judge, {hits} already cached",
+        todo.len()
+    );
+    println!(
+        "calls: {calls}; tokens (estimate): {} prompt, at most {} completion",
+        usage.prompt_tokens, usage.completion_tokens
+    );
+    match price {
+        Some(price) => println!("cost: at most {:.4} USD", price.cost(usage)),
+        None => println!("cost: unknown (pass --prices FILE)"),
+    }
 }
 
 fn print_stats(stats: &RunStats, dir: &Path) {

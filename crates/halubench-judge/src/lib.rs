@@ -55,6 +55,12 @@ pub trait Judge: Send + Sync {
         None
     }
 
+    /// An upper-bound guess of the tokens judging `example` would spend, for `--dry-run`.
+    /// `None` for judges that cost nothing.
+    fn estimate_usage(&self, _example: &Example) -> Option<Usage> {
+        None
+    }
+
     /// Judges one example. An unusable reply is `Ok` with `Verdict::Invalid`; `Err` means
     /// there is no reply at all.
     fn judge<'a>(&'a self, example: &'a Example) -> BoxFuture<'a, Result<Reply, JudgeError>>;

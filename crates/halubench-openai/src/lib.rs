@@ -314,6 +314,16 @@ impl Judge for OpenAiJudge {
         Some(digest.iter().map(|b| format!("{b:02x}")).collect())
     }
 
+    /// About four characters per token for English text (no tokenizer for an arbitrary
+    /// remote model is at hand), and every reply as long as `max_tokens` allows.
+    fn estimate_usage(&self, example: &Example) -> Option<Usage> {
+        let chars = self.template.render(example).chars().count() as u64;
+        Some(Usage {
+            prompt_tokens: chars.div_ceil(4),
+            completion_tokens: u64::from(self.settings.max_tokens),
+        })
+    }
+
     fn judge<'a>(&'a self, example: &'a Example) -> BoxFuture<'a, Result<Reply, JudgeError>> {
         Box::pin(self.call(example))
     }

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use halubench_core::{Judgement, Label, Verdict, task_heading, task_order};
+use halubench_core::{Judgement, Label, Usage, Verdict, task_heading, task_order};
 use serde::{Deserialize, Serialize};
 
 /// Counts and accuracies for one task (or for all rows).
@@ -64,6 +64,11 @@ pub struct Summary {
     /// Accuracy over all rows, every row weighted equally.
     pub overall_micro: f64,
     pub invalid: usize,
+    /// Tokens the judge reported, summed over all rows.
+    pub tokens: Usage,
+    /// What those tokens cost, when a price is known for the model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost_usd: Option<f64>,
     /// Keyed by the dataset's `source_ds` spelling.
     pub tasks: BTreeMap<String, TaskScore>,
 }
@@ -72,7 +77,9 @@ impl Summary {
     pub fn from_judgements<'a>(judgements: impl IntoIterator<Item = &'a Judgement>) -> Summary {
         let mut tasks: BTreeMap<String, TaskScore> = BTreeMap::new();
         let mut all = TaskScore::default();
+        let mut tokens = Usage::default();
         for judgement in judgements {
+            tokens += judgement.usage.unwrap_or_default();
             tasks
                 .entry(judgement.task.clone())
                 .or_default()
@@ -91,6 +98,8 @@ impl Summary {
             overall_macro,
             overall_micro: all.accuracy,
             invalid: all.invalid,
+            tokens,
+            cost_usd: None,
             tasks,
         }
     }

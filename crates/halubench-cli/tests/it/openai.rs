@@ -348,3 +348,119 @@ fn kill_9_then_resume_loses_nothing_and_repeats_nothing_finished() {
     assert!(repeated <= 2, "{repeated} prompts sent twice");
     assert_eq!(read_json(&dir.path().join("r/summary.json"))["n"], 60);
 }
+
+fn write_prices(dir: &Path) {
+    // 20 completion tokens a call (what the fake server reports) at 1 USD a token.
+    std::fs::write(
+        dir.join("prices.toml"),
+        "[lynx-test]\ninput_per_mtok = 0.0\noutput_per_mtok = 1000000.0\n",
+    )
+    .expect("prices");
+}
+
+#[test]
+fn dry_run_estimates_and_spends_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_prices(dir.path());
+    let server = fake_openai::serve(Arc::new(|_, _| Fault::None));
+    let out = openai_run(
+        dir.path(),
+        &server.base_url,
+        &["--dry-run", "--prices", "prices.toml"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(text.contains("calls: 60;"), "{text}");
+    assert!(
+        text.contains("at most 36000 completion"),
+        "60 calls x 600 max tokens: {text}"
+    );
+    assert!(text.contains("cost: at most 36000.0000 USD"), "{text}");
+    assert_eq!(server.total_attempts(), 0);
+    assert!(
+        !dir.path().join("reports").exists(),
+        "a dry run writes no report"
+    );
+}
+
+#[test]
+fn max_cost_stops_cleanly_and_resume_finishes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_prices(dir.path());
+    let server = fake_openai::serve(Arc::new(|_, _| Fault::None));
+    let args = [
+        "--out",
+        "r",
+        "--prices",
+        "prices.toml",
+        "--max-cost",
+        "100",
+        "--concurrency",
+        "2",
+        "--no-cache",
+    ];
+    let out = openai_run(dir.path(), &server.base_url, &args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("stopped at --max-cost"),
+        "{}",
+        stderr(&out)
+    );
+    let judged = verdicts(&dir.path().join("r")).len();
+    // 20 USD a call: the fifth reaches 100; at most one more call was in flight.
+    assert!((5..=6).contains(&judged), "{judged}");
+    let summary = read_json(&dir.path().join("r/summary.json"));
+    assert_eq!(summary["cost_usd"].as_f64(), Some(20.0 * judged as f64));
+    assert_eq!(summary["tokens"]["completion_tokens"], 20 * judged as u64);
+
+    let out = openai_run(
+        dir.path(),
+        &server.base_url,
+        &[
+            "--resume",
+            "r",
+            "--prices",
+            "prices.toml",
+            "--concurrency",
+            "2",
+            "--no-cache",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(verdicts(&dir.path().join("r")).len(), 60);
+    assert_eq!(server.total_attempts(), 60, "nothing judged twice");
+}
+
+#[test]
+fn a_spent_retry_budget_stops_the_run_instead_of_wedging() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = fake_openai::serve(Arc::new(|_, _| Fault::Status(503)));
+    let out = openai_run(
+        dir.path(),
+        &server.base_url,
+        &[
+            "--out",
+            "r",
+            "--retry-budget",
+            "4",
+            "--max-attempts",
+            "3",
+            "--concurrency",
+            "1",
+            "--no-cache",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("retry budget is spent"),
+        "{}",
+        stderr(&out)
+    );
+    // 4 retries over the run, plus one first attempt per example started.
+    assert!(
+        server.total_attempts() <= 4 + 3,
+        "{}",
+        server.total_attempts()
+    );
+    assert!(verdicts(&dir.path().join("r")).len() < 60);
+}
