@@ -1,0 +1,209 @@
+//! Throughput of the run engine against an OpenAI-compatible server that always takes
+//! 50 ms to answer: at concurrency C the ceiling is C / 0.05 s requests per second, and the
+//! harness should reach at least 95% of it. Also reports the harness's CPU time per request.
+//!
+//! Run with `cargo bench -p halubench-cli --bench openai_throughput`. The fake server runs
+//! in this process on 127.0.0.1 (HTTP/1.1, keep-alive); the harness is the release
+//! `halubench` binary judging `../shared/data/halueval-qa` with the response cache off.
+//! Throughput is counted at the server, from the first request to the last response, so
+//! process start-up and dataset loading are excluded; the whole-process figure is shown too.
+
+// getrusage has no safe wrapper in std.
+#![allow(unsafe_code)]
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpListener;
+
+const LATENCY: Duration = Duration::from_millis(50);
+
+#[derive(Default)]
+struct Window {
+    requests: AtomicU64,
+    /// Nanoseconds since `epoch` of the first request and of the last response.
+    first: AtomicU64,
+    last: AtomicU64,
+}
+
+fn main() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let data = root.join("../shared/data/halueval-qa/test-00000-of-00001.parquet");
+    if !data.is_file() {
+        eprintln!(
+            "skipping: {} is missing (it lives beside the repository)",
+            data.display()
+        );
+        return;
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    println!(
+        "fake server latency {} ms, release harness, response cache off\n",
+        LATENCY.as_millis()
+    );
+    println!(
+        "{:>11} {:>9} {:>12} {:>12} {:>9} {:>14} {:>13}",
+        "concurrency",
+        "requests",
+        "ceiling/s",
+        "measured/s",
+        "ratio",
+        "process wall s",
+        "CPU ms/req"
+    );
+    for (concurrency, requests) in [(64usize, 12_800usize), (256, 20_000)] {
+        let epoch = Instant::now();
+        let window = Arc::new(Window::default());
+        let listener = runtime
+            .block_on(TcpListener::bind("127.0.0.1:0"))
+            .expect("bind");
+        let base_url = format!("http://{}/v1", listener.local_addr().expect("addr"));
+        let server = runtime.spawn(serve(listener, window.clone(), epoch));
+
+        let work = std::env::temp_dir().join(format!(
+            "halubench-throughput-{}-{concurrency}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&work);
+        let cpu_before = children_cpu_seconds();
+        let started = Instant::now();
+        let out = Command::new(env!("CARGO_BIN_EXE_halubench"))
+            .args([
+                "run",
+                "--judge",
+                "openai",
+                "--model",
+                "bench",
+                "--base-url",
+                &base_url,
+            ])
+            .args([
+                "--dataset",
+                &data.display().to_string(),
+                "--limit",
+                &requests.to_string(),
+            ])
+            .args([
+                "--concurrency",
+                &concurrency.to_string(),
+                "--no-cache",
+                "--out",
+            ])
+            .arg(&work)
+            .env("HF_HUB_OFFLINE", "1")
+            .env_remove("OPENAI_API_KEY")
+            .output()
+            .expect("run halubench");
+        let wall = started.elapsed();
+        let cpu = children_cpu_seconds() - cpu_before;
+        assert!(
+            out.status.success(),
+            "halubench failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        server.abort();
+        let _ = std::fs::remove_dir_all(&work);
+
+        let served = window.requests.load(Ordering::Relaxed);
+        let span = Duration::from_nanos(
+            window.last.load(Ordering::Relaxed) - window.first.load(Ordering::Relaxed),
+        );
+        let ceiling = concurrency as f64 / LATENCY.as_secs_f64();
+        let measured = served as f64 / span.as_secs_f64();
+        println!(
+            "{:>11} {:>9} {:>12.0} {:>12.0} {:>8.1}% {:>14.2} {:>13.3}",
+            concurrency,
+            served,
+            ceiling,
+            measured,
+            100.0 * measured / ceiling,
+            wall.as_secs_f64(),
+            1000.0 * cpu / served as f64
+        );
+    }
+}
+
+async fn serve(listener: TcpListener, window: Arc<Window>, epoch: Instant) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            return;
+        };
+        let window = window.clone();
+        tokio::spawn(async move {
+            let _ = connection(stream, &window, epoch).await;
+        });
+    }
+}
+
+async fn connection(
+    stream: tokio::net::TcpStream,
+    window: &Window,
+    epoch: Instant,
+) -> std::io::Result<()> {
+    let (read, mut write) = stream.into_split();
+    let mut reader = BufReader::new(read);
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if reader.read_line(&mut line).await? == 0 {
+            return Ok(());
+        }
+        let is_get = line.starts_with("GET");
+        let mut length = 0usize;
+        loop {
+            line.clear();
+            if reader.read_line(&mut line).await? == 0 {
+                return Ok(());
+            }
+            if line == "\r\n" {
+                break;
+            }
+            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                length = v.trim().parse().unwrap_or(0);
+            }
+        }
+        let mut body = vec![0; length];
+        reader.read_exact(&mut body).await?;
+        let reply = if is_get {
+            "{\"object\":\"list\",\"data\":[]}".to_string()
+        } else {
+            let now = epoch.elapsed().as_nanos() as u64;
+            let _ = window
+                .first
+                .compare_exchange(0, now, Ordering::Relaxed, Ordering::Relaxed);
+            tokio::time::sleep(LATENCY).await;
+            "{\"model\":\"bench\",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":\"{\\\"REASONING\\\": [\\\"ok\\\"], \\\"SCORE\\\": \\\"PASS\\\"}\"}}],\"usage\":{\"prompt_tokens\":300,\"completion_tokens\":20}}".to_string()
+        };
+        let head = format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            reply.len()
+        );
+        write.write_all(head.as_bytes()).await?;
+        write.write_all(reply.as_bytes()).await?;
+        if !is_get {
+            window.requests.fetch_add(1, Ordering::Relaxed);
+            window
+                .last
+                .fetch_max(epoch.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        }
+    }
+}
+
+fn children_cpu_seconds() -> f64 {
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: getrusage writes a complete rusage into the pointer it is given.
+    let usage = unsafe {
+        libc::getrusage(libc::RUSAGE_CHILDREN, usage.as_mut_ptr());
+        usage.assume_init()
+    };
+    let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    seconds(usage.ru_utime) + seconds(usage.ru_stime)
+}
