@@ -7,8 +7,12 @@
 //! resident memory of the largest run, measured with `getrusage(RUSAGE_CHILDREN)` rather
 //! than by the program itself. Targets from the issue: under 1 s and under 200 MB.
 
-// getrusage has no safe wrapper in std; this is the only unsafe code in the workspace.
+// getrusage has no safe wrapper in std; common/ holds the workspace's only unsafe code.
 #![allow(unsafe_code)]
+
+mod common;
+
+use common::children_usage;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -118,23 +122,4 @@ fn report(name: &str, m: &Measurement) {
         m.cpu_per_run,
         m.peak_mb
     );
-}
-
-struct Usage {
-    cpu_seconds: f64,
-    max_rss_kb: i64,
-}
-
-fn children_usage() -> Usage {
-    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
-    // SAFETY: getrusage writes a complete rusage into the pointer it is given.
-    let usage = unsafe {
-        libc::getrusage(libc::RUSAGE_CHILDREN, usage.as_mut_ptr());
-        usage.assume_init()
-    };
-    let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    Usage {
-        cpu_seconds: seconds(usage.ru_utime) + seconds(usage.ru_stime),
-        max_rss_kb: usage.ru_maxrss,
-    }
 }

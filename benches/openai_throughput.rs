@@ -1,6 +1,7 @@
 //! Throughput of the run engine against an OpenAI-compatible server that always takes
 //! 50 ms to answer: at concurrency C the ceiling is C / 0.05 s requests per second, and the
-//! harness should reach at least 95% of it. Also reports the harness's CPU time per request.
+//! harness should reach at least 95% of it. Also reports the harness's CPU time per request and its peak memory (the
+//! largest of the runs so far).
 //!
 //! Run with `cargo bench -p halubench-cli --bench openai_throughput`. The fake server runs
 //! in this process on 127.0.0.1 (HTTP/1.1, keep-alive); the harness is the release
@@ -8,8 +9,10 @@
 //! Throughput is counted at the server, from the first request to the last response, so
 //! process start-up and dataset loading are excluded; the whole-process figure is shown too.
 
-// getrusage has no safe wrapper in std.
+// getrusage has no safe wrapper in std; see common/.
 #![allow(unsafe_code)]
+
+mod common;
 
 use std::path::Path;
 use std::process::Command;
@@ -73,7 +76,7 @@ fn main() {
             std::process::id()
         ));
         let _ = std::fs::remove_dir_all(&work);
-        let cpu_before = children_cpu_seconds();
+        let cpu_before = common::children_usage().cpu_seconds;
         let started = Instant::now();
         let out = Command::new(env!("CARGO_BIN_EXE_halubench"))
             .args([
@@ -103,7 +106,8 @@ fn main() {
             .output()
             .expect("run halubench");
         let wall = started.elapsed();
-        let cpu = children_cpu_seconds() - cpu_before;
+        let after = common::children_usage();
+        let cpu = after.cpu_seconds - cpu_before;
         assert!(
             out.status.success(),
             "halubench failed: {}",
@@ -119,14 +123,15 @@ fn main() {
         let ceiling = concurrency as f64 / LATENCY.as_secs_f64();
         let measured = served as f64 / span.as_secs_f64();
         println!(
-            "{:>11} {:>9} {:>12.0} {:>12.0} {:>8.1}% {:>14.2} {:>13.3}",
+            "{:>11} {:>9} {:>12.0} {:>12.0} {:>8.1}% {:>14.2} {:>13.3} {:>8.1}",
             concurrency,
             served,
             ceiling,
             measured,
             100.0 * measured / ceiling,
             wall.as_secs_f64(),
-            1000.0 * cpu / served as f64
+            1000.0 * cpu / served as f64,
+            after.max_rss_kb as f64 / 1024.0
         );
     }
 }
@@ -195,15 +200,4 @@ async fn connection(
                 .fetch_max(epoch.elapsed().as_nanos() as u64, Ordering::Relaxed);
         }
     }
-}
-
-fn children_cpu_seconds() -> f64 {
-    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
-    // SAFETY: getrusage writes a complete rusage into the pointer it is given.
-    let usage = unsafe {
-        libc::getrusage(libc::RUSAGE_CHILDREN, usage.as_mut_ptr());
-        usage.assume_init()
-    };
-    let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    seconds(usage.ru_utime) + seconds(usage.ru_stime)
 }

@@ -261,7 +261,15 @@ fn check_same_run(
             manifest.selection, selection
         ));
     }
-    if &manifest.judge != judge {
+    // Settings that change how calls are made but not what a reply says may differ.
+    let shaping = |info: &halubench_core::JudgeInfo| {
+        let mut info = info.clone();
+        for key in ["timeout_s", "api_key_env"] {
+            info.settings.remove(key);
+        }
+        info
+    };
+    if shaping(&manifest.judge) != shaping(judge) {
         differences.push(format!(
             "judge {:?} (run) vs {:?} (now)",
             manifest.judge, judge

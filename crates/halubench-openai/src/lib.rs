@@ -172,16 +172,22 @@ impl OpenAiJudge {
         &self.settings.base_urls[i]
     }
 
-    async fn call(&self, example: &Example) -> Result<Reply, JudgeError> {
-        let url = format!("{}/chat/completions", self.next_base_url());
-        let mut request = self.client.post(&url).json(&self.request_body(example));
+    /// Sends with the API key, if any; a request that gets no response is retryable.
+    async fn send(
+        &self,
+        mut request: reqwest::RequestBuilder,
+        url: &str,
+    ) -> Result<reqwest::Response, JudgeError> {
         if let Some(ApiKey(key)) = &self.settings.api_key {
             request = request.bearer_auth(key);
         }
-        let response = request
-            .send()
-            .await
-            .map_err(|e| transport_error(&url, &e))?;
+        request.send().await.map_err(|e| transport_error(url, &e))
+    }
+
+    async fn call(&self, example: &Example) -> Result<Reply, JudgeError> {
+        let url = format!("{}/chat/completions", self.next_base_url());
+        let request = self.client.post(&url).json(&self.request_body(example));
+        let response = self.send(request, &url).await?;
         let status = response.status();
         let retry_after = response
             .headers()
@@ -276,14 +282,7 @@ impl Judge for OpenAiJudge {
         Box::pin(async move {
             for base in &self.settings.base_urls {
                 let url = format!("{base}/models");
-                let mut request = self.client.get(&url);
-                if let Some(ApiKey(key)) = &self.settings.api_key {
-                    request = request.bearer_auth(key);
-                }
-                let response = request
-                    .send()
-                    .await
-                    .map_err(|e| transport_error(&url, &e))?;
+                let response = self.send(self.client.get(&url), &url).await?;
                 let status = response.status().as_u16();
                 if status == 401 || status == 403 {
                     return Err(JudgeError::Rejected {

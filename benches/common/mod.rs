@@ -1,0 +1,23 @@
+//! Helpers shared by the benchmarks.
+
+/// CPU seconds (user + system) and the largest resident set (KiB) of all waited-for child
+/// processes so far, from `getrusage(RUSAGE_CHILDREN)`: measured by the kernel, not by the
+/// program under test.
+pub struct ChildrenUsage {
+    pub cpu_seconds: f64,
+    pub max_rss_kb: i64,
+}
+
+pub fn children_usage() -> ChildrenUsage {
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: getrusage writes a complete rusage into the pointer it is given.
+    let usage = unsafe {
+        libc::getrusage(libc::RUSAGE_CHILDREN, usage.as_mut_ptr());
+        usage.assume_init()
+    };
+    let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    ChildrenUsage {
+        cpu_seconds: seconds(usage.ru_utime) + seconds(usage.ru_stime),
+        max_rss_kb: usage.ru_maxrss,
+    }
+}
