@@ -429,6 +429,60 @@ mod tests {
         }
     }
 
+    #[tokio::test]
+    async fn throttling_halves_concurrency_once_per_cut_and_successes_win_it_back() {
+        let limiter = Limiter::new(8);
+        let mut held = Vec::new();
+        for _ in 0..8 {
+            held.push(limiter.acquire().await);
+        }
+        assert_eq!(limiter.semaphore.available_permits(), 0);
+        // A burst of 429s from one overload: the first halves the limit, the rest wait for
+        // that cut to take effect.
+        for _ in 0..3 {
+            limiter.release(held.pop().flatten(), false, true);
+        }
+        assert_eq!(lock(&limiter.state).limit, 4);
+        assert_eq!(limiter.lowest(), 4);
+        // The first success pays the last of the cut's debt; four more in a row at a
+        // limit of 4 earn one slot back.
+        for permit in held.drain(..) {
+            limiter.release(permit, true, false);
+        }
+        assert_eq!(lock(&limiter.state).limit, 5);
+        assert_eq!(limiter.semaphore.available_permits(), 5);
+        for _ in 0..5 {
+            let permit = limiter.acquire().await;
+            limiter.release(permit, true, false);
+        }
+        assert_eq!(lock(&limiter.state).limit, 6);
+        assert_eq!(limiter.semaphore.available_permits(), 6);
+        assert_eq!(limiter.lowest(), 4, "the lowest point is remembered");
+    }
+
+    #[test]
+    fn backoff_grows_with_jitter_and_honours_retry_after() {
+        let options = EngineOptions {
+            concurrency: 1,
+            max_attempts: 6,
+            retry_budget: 0,
+            backoff_base: Duration::from_millis(100),
+            backoff_max: Duration::from_secs(1),
+            cache: None,
+        };
+        for attempt in 1..=6u32 {
+            let step =
+                Duration::from_millis(100 * (1 << (attempt - 1))).min(Duration::from_secs(1));
+            let wait = backoff(&options, attempt, None);
+            assert!(
+                wait >= step / 2 && wait <= step,
+                "attempt {attempt}: {wait:?}"
+            );
+        }
+        let wait = backoff(&options, 1, Some(Duration::from_secs(3)));
+        assert_eq!(wait, Duration::from_secs(3));
+    }
+
     #[test]
     fn journal_round_trips_and_skips_only_a_torn_last_line() {
         let dir = tempfile::tempdir().expect("tempdir");
