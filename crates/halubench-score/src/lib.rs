@@ -3,6 +3,21 @@
 //!
 //! Exporters are pure: a summary in, text out. Writing files is the caller's job, and this
 //! crate never calls a judge; a finished run can be re-scored from its journal alone.
+//!
+//! Beyond accuracy it gives the statistics needed to read and compare runs: confusion
+//! matrices, balanced accuracy, F1 and MCC ([`metrics`]), seeded stratified-bootstrap
+//! confidence intervals ([`bootstrap`]), exact McNemar tests with Holm adjustment
+//! ([`significance`]), and a comparison with the paper's Table 3 ([`paper`]).
+
+pub mod bootstrap;
+mod error;
+pub mod metrics;
+mod pairs;
+pub mod paper;
+mod rng;
+pub mod significance;
+
+pub use error::ScoreError;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;

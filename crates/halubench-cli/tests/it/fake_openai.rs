@@ -86,6 +86,7 @@ fn handle(
     attempts: &Mutex<HashMap<u64, usize>>,
     auth: &Mutex<Vec<String>>,
 ) -> std::io::Result<()> {
+    stream.set_nodelay(true)?;
     let mut reader = BufReader::new(stream.try_clone()?);
     let mut writer = stream;
     // Keep-alive: serve requests on this connection until the client closes it.
@@ -192,7 +193,7 @@ fn respond(
         head += &format!("{name}: {value}\r\n");
     }
     head += "\r\n";
-    w.write_all(head.as_bytes())?;
-    w.write_all(body.as_bytes())?;
+    // One write, so that Nagle's algorithm never holds back the body.
+    w.write_all((head + body).as_bytes())?;
     w.flush()
 }
