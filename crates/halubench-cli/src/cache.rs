@@ -17,6 +17,8 @@ pub struct ResponseCache {
 struct Entry {
     verdict: Verdict,
     raw: String,
+    #[serde(default)]
+    invalid_reason: Option<String>,
     usage: Option<Usage>,
     model: Option<String>,
 }
@@ -54,6 +56,7 @@ impl ResponseCache {
         Some(Reply {
             verdict: entry.verdict,
             raw: entry.raw,
+            invalid_reason: entry.invalid_reason,
             usage: entry.usage,
             model: entry.model,
         })
@@ -69,6 +72,7 @@ impl ResponseCache {
         let entry = Entry {
             verdict: reply.verdict,
             raw: reply.raw.clone(),
+            invalid_reason: reply.invalid_reason.clone(),
             usage: reply.usage,
             model: reply.model.clone(),
         };

@@ -277,6 +277,7 @@ fn judgement(example: &Example, result: Result<Reply, String>, started: Instant)
         raw: String::new(),
         latency_ms: started.elapsed().as_secs_f64() * 1000.0,
         error: None,
+        invalid_reason: None,
         usage: None,
         model: None,
     };
@@ -284,6 +285,7 @@ fn judgement(example: &Example, result: Result<Reply, String>, started: Instant)
         Ok(reply) => {
             judgement.verdict = reply.verdict;
             judgement.raw = reply.raw;
+            judgement.invalid_reason = reply.invalid_reason;
             judgement.usage = reply.usage;
             judgement.model = reply.model;
         }
@@ -424,6 +426,7 @@ mod tests {
             raw: "{\"SCORE\": \"PASS\"}\nwith a newline".to_string(),
             latency_ms: 1.0,
             error: None,
+            invalid_reason: None,
             usage: None,
             model: None,
         }

@@ -117,6 +117,9 @@ pub struct Judgement {
     /// usable (for example a request the server rejected). `None` for an ordinary reply.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Why a reply carries no verdict (`no_score`, `truncated`, ...), when it is `INVALID`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invalid_reason: Option<String>,
     /// Tokens the judge spent, for judges that report them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usage: Option<Usage>,

@@ -163,6 +163,7 @@ impl BaselineJudge {
         Reply {
             verdict,
             raw,
+            invalid_reason: None,
             usage: None,
             model: None,
         }

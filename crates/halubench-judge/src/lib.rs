@@ -32,6 +32,8 @@ pub struct Reply {
     pub verdict: Verdict,
     /// The reply text exactly as produced.
     pub raw: String,
+    /// Why `verdict` is `Invalid`, in a word (`no_score`, `truncated`, ...).
+    pub invalid_reason: Option<String>,
     /// Tokens spent, when the judge reports them.
     pub usage: Option<Usage>,
     /// The model that answered, as the judge reported it.

@@ -238,8 +238,10 @@ impl OpenAiJudge {
             });
         };
         let raw = self.redact(&content);
+        let verdict = parse_verdict(&raw);
         Ok(Reply {
-            verdict: parse_verdict(&raw).verdict,
+            verdict: verdict.verdict,
+            invalid_reason: verdict.invalid.map(|r| r.as_str().to_string()),
             raw,
             usage: parsed.usage.map(|u| Usage {
                 prompt_tokens: u.prompt_tokens,

@@ -79,6 +79,9 @@ pub struct Summary {
     /// Accuracy over all rows, every row weighted equally.
     pub overall_micro: f64,
     pub invalid: usize,
+    /// Why replies were INVALID (`no_score`, `truncated`, `error` for calls that got no
+    /// reply, ...), over all rows.
+    pub invalid_reasons: BTreeMap<String, usize>,
     /// Tokens the judge reported, summed over all rows.
     pub tokens: Usage,
     /// What those tokens cost, when a price is known for the model.
@@ -93,7 +96,16 @@ impl Summary {
         let mut tasks: BTreeMap<String, TaskScore> = BTreeMap::new();
         let mut all = TaskScore::default();
         let mut tokens = Usage::default();
+        let mut invalid_reasons = BTreeMap::new();
         for judgement in judgements {
+            if judgement.verdict == Verdict::Invalid {
+                let reason = match (&judgement.invalid_reason, &judgement.error) {
+                    (Some(reason), _) => reason.as_str(),
+                    (None, Some(_)) => "error",
+                    (None, None) => "unspecified",
+                };
+                *invalid_reasons.entry(reason.to_string()).or_insert(0) += 1;
+            }
             tokens += judgement.usage.unwrap_or_default();
             tasks
                 .entry(judgement.task.clone())
@@ -113,6 +125,7 @@ impl Summary {
             overall_macro,
             overall_micro: all.accuracy,
             invalid: all.invalid,
+            invalid_reasons,
             tokens,
             cost_usd: None,
             tasks,
@@ -191,6 +204,14 @@ impl Summary {
             self.n,
             self.overall_micro * 100.0
         );
+        if !self.invalid_reasons.is_empty() {
+            let reasons: Vec<String> = self
+                .invalid_reasons
+                .iter()
+                .map(|(reason, n)| format!("{reason} {n}"))
+                .collect();
+            let _ = writeln!(out, "\nINVALID by reason: {}.", reasons.join(", "));
+        }
         out
     }
 
@@ -230,6 +251,7 @@ mod tests {
             raw: String::new(),
             latency_ms: 0.0,
             error: None,
+            invalid_reason: None,
             usage: None,
             model: None,
         }

@@ -96,6 +96,7 @@ mod tests {
             raw: String::new(),
             latency_ms: 0.0,
             error: None,
+            invalid_reason: None,
             usage: None,
             model: None,
         }

@@ -209,7 +209,7 @@ fn the_response_cache_makes_a_rerun_free_and_a_changed_parameter_misses() {
 fn the_api_key_is_sent_but_never_written() {
     let dir = tempfile::tempdir().expect("tempdir");
     let server = fake_openai::serve(Arc::new(|d, _| {
-        if d % 5 == 0 {
+        if d % 5 == 1 {
             Fault::Status(401)
         } else {
             Fault::None
@@ -247,6 +247,18 @@ fn the_api_key_is_sent_but_never_written() {
     assert!(
         journal.contains("lynx-test-served"),
         "records the model the server reports"
+    );
+    // The fake judge answers some prompts without a verdict; the journal says why.
+    assert!(
+        journal.contains(r#""verdict":"INVALID""#)
+            && journal.contains(r#""invalid_reason":"no_score""#)
+    );
+    let summary = read_json(&dir.path().join("r/summary.json"));
+    assert!(
+        summary["invalid_reasons"]["no_score"]
+            .as_u64()
+            .is_some_and(|n| n > 0),
+        "{summary}"
     );
 }
 

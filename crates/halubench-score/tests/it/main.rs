@@ -60,6 +60,7 @@ fn reference_judgements() -> Vec<Judgement> {
                 raw: String::new(),
                 latency_ms: 0.0,
                 error: None,
+                invalid_reason: None,
                 usage: None,
                 model: None,
             }
