@@ -6,6 +6,7 @@
 #
 #   scripts/llama-server.sh install      # venv + model into $HALUBENCH_TOOLS (default .tools/)
 #   scripts/llama-server.sh serve PORT   # start the server on 127.0.0.1:PORT (foreground)
+#   scripts/llama-server.sh bench [ARGS] # llama.cpp CPU speed reference (scripts/llama-cpp-bench.py)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tools="${HALUBENCH_TOOLS:-$PWD/.tools}"
@@ -41,5 +42,10 @@ case "${1:-install}" in
         exec "$venv/bin/python" -m llama_cpp.server --model "$model" --model_alias smollm2 \
             --host 127.0.0.1 --port "$port" --n_ctx 8192 --n_threads 2
         ;;
-    *) echo "usage: $0 install | serve PORT" >&2; exit 2 ;;
+    bench)
+        # HALUBENCH_TOOLS is exported so the bench's default --model resolves to the same cache.
+        shift
+        HALUBENCH_TOOLS="$tools" exec "$venv/bin/python" scripts/llama-cpp-bench.py "$@"
+        ;;
+    *) echo "usage: $0 install | serve PORT | bench [ARGS]" >&2; exit 2 ;;
 esac

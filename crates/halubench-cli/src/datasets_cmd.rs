@@ -26,6 +26,7 @@ pub fn list(registry: &Registry, hub: &HubSettings) -> anyhow::Result<()> {
                 hub::find_in_cache(
                     &hub.cache_dir,
                     HubFile {
+                        kind: hub::RepoKind::Dataset,
                         repo,
                         revision,
                         file,

@@ -5,6 +5,8 @@
 
 mod cache;
 mod datasets_cmd;
+#[cfg(feature = "local")]
+mod model_files;
 mod prices;
 mod report;
 mod run_cmd;
@@ -69,6 +71,25 @@ pub enum JudgeKind {
     Baseline,
     /// Any OpenAI-compatible /v1/chat/completions endpoint (OpenAI, vLLM, llama.cpp, TGI).
     Openai,
+    /// A Llama-architecture model (Lynx, Llama 3, SmolLM2) run in-process on candle, from
+    /// one GGUF file or a safetensors checkpoint; see --model.
+    Local,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DeviceArg {
+    Cpu,
+    /// NVIDIA GPU 0 (needs a build with `--features cuda`).
+    Cuda,
+    /// Apple GPU (needs a build with `--features metal`).
+    Metal,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DtypeArg {
+    F32,
+    F16,
+    Bf16,
 }
 
 #[derive(Debug, Args)]
@@ -87,12 +108,11 @@ pub struct RunArgs {
     #[arg(long, default_value_t = halubench_judge::baseline::DEFAULT_THRESHOLD, value_name = "SHARE")]
     threshold: f64,
 
-    /// OpenAI judge: the model to ask for.
-    #[arg(
-        long,
-        required_if_eq("judge", "openai"),
-        help_heading = "OpenAI-compatible judge"
-    )]
+    /// The model. OpenAI judge: the name to ask the server for. Local judge: a .gguf file, a
+    /// directory with config.json, *.safetensors and tokenizer.json, or a Hugging Face repo
+    /// (owner/name for safetensors, owner/name/FILE.gguf for one GGUF file) fetched into
+    /// the Hugging Face cache like datasets are.
+    #[arg(long, required_if_eq_any([("judge", "openai"), ("judge", "local")]))]
     model: Option<String>,
 
     /// OpenAI judge: base URL ending in /v1; repeat (or comma-separate) to spread calls over
@@ -120,8 +140,8 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 0.0, help_heading = "OpenAI-compatible judge")]
     temperature: f64,
 
-    /// OpenAI judge: most tokens a reply may have.
-    #[arg(long, default_value_t = 600, help_heading = "OpenAI-compatible judge")]
+    /// Most tokens a reply may have (the paper's protocol: 600).
+    #[arg(long, default_value_t = 600)]
     max_tokens: u32,
 
     /// OpenAI judge: ask for a JSON object reply (`response_format`), as Patronus ran GPT-4o.
@@ -147,8 +167,41 @@ pub struct RunArgs {
     timeout: f64,
 
     /// Prompt template file with {question}, {context} and {answer}; default: the Lynx prompt.
-    #[arg(long, help_heading = "OpenAI-compatible judge", value_name = "FILE")]
+    #[arg(long, value_name = "FILE")]
     prompt: Option<PathBuf>,
+
+    /// Local judge: where the model runs.
+    #[arg(long, value_enum, default_value_t = DeviceArg::Cpu, help_heading = "Local judge")]
+    device: DeviceArg,
+
+    /// Local judge: weight type of safetensors models [default: f32 on CPU, bf16 on a GPU].
+    /// GGUF models keep their quantization.
+    #[arg(long, value_enum, help_heading = "Local judge")]
+    dtype: Option<DtypeArg>,
+
+    /// Local judge: most examples decoded together. Keep --concurrency at least as large so
+    /// that batches fill.
+    #[arg(
+        long,
+        default_value_t = 4,
+        value_parser = clap::value_parser!(u32).range(1..=256),
+        help_heading = "Local judge"
+    )]
+    batch_size: u32,
+
+    /// Local judge: a tokenizer.json to use instead of the model's own (for a GGUF whose
+    /// tokenizer.ggml.pre halubench does not know).
+    #[arg(long, value_name = "FILE", help_heading = "Local judge")]
+    tokenizer: Option<PathBuf>,
+
+    /// Local judge: revision of a hub --model (branch, tag or commit).
+    #[arg(
+        long,
+        default_value = "main",
+        value_name = "REV",
+        help_heading = "Local judge"
+    )]
+    model_revision: String,
 
     /// Attempts per example before it is recorded as failed (transient errors only; a
     /// request the server rejects is not retried).

@@ -19,7 +19,7 @@ use crate::runner::{self, EngineOptions, Journal, RunStats};
 use crate::{JudgeKind, RunArgs};
 
 pub fn run(registry: &Registry, hub: &HubSettings, args: &RunArgs) -> anyhow::Result<()> {
-    let judge = build_judge(args)?;
+    let judge = build_judge(args, hub)?;
     let spec = registry.resolve(&args.dataset)?;
     let dataset = halubench_data::load(&spec, hub)?;
     for warning in &dataset.warnings {
@@ -306,17 +306,21 @@ pub fn rescore(dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn build_judge(args: &RunArgs) -> anyhow::Result<Arc<dyn Judge>> {
+fn build_judge(args: &RunArgs, hub: &HubSettings) -> anyhow::Result<Arc<dyn Judge>> {
+    let template = || -> anyhow::Result<PromptTemplate> {
+        Ok(match &args.prompt {
+            Some(path) => PromptTemplate::from_file(path)?,
+            None => PromptTemplate::lynx(),
+        })
+    };
     Ok(match args.judge {
         JudgeKind::Baseline => {
             Arc::new(BaselineJudge::new(args.threshold).context("invalid --threshold")?)
         }
+        JudgeKind::Local => local_judge(args, hub, template()?)?,
         JudgeKind::Openai => {
             let model = args.model.clone().context("--judge openai needs --model")?;
-            let template = match &args.prompt {
-                Some(path) => PromptTemplate::from_file(path)?,
-                None => PromptTemplate::lynx(),
-            };
+            let template = template()?;
             let headers = args
                 .headers
                 .iter()
@@ -346,6 +350,49 @@ fn build_judge(args: &RunArgs) -> anyhow::Result<Arc<dyn Judge>> {
             Arc::new(OpenAiJudge::new(settings, template)?)
         }
     })
+}
+
+#[cfg(feature = "local")]
+fn local_judge(
+    args: &RunArgs,
+    hub: &HubSettings,
+    template: PromptTemplate,
+) -> anyhow::Result<Arc<dyn Judge>> {
+    use crate::{DeviceArg, DtypeArg};
+    use halubench_candle::{DeviceKind, LocalJudge, LocalSettings};
+    let spec = args
+        .model
+        .as_deref()
+        .context("--judge local needs --model")?;
+    let settings = LocalSettings {
+        model: crate::model_files::resolve(spec, &args.model_revision, hub)?,
+        tokenizer: args.tokenizer.clone(),
+        device: match args.device {
+            DeviceArg::Cpu => DeviceKind::Cpu,
+            DeviceArg::Cuda => DeviceKind::Cuda,
+            DeviceArg::Metal => DeviceKind::Metal,
+        },
+        dtype: args.dtype.map(|d| match d {
+            DtypeArg::F32 => candle_core::DType::F32,
+            DtypeArg::F16 => candle_core::DType::F16,
+            DtypeArg::Bf16 => candle_core::DType::BF16,
+        }),
+        max_new_tokens: args.max_tokens as usize,
+        batch_size: args.batch_size as usize,
+    };
+    eprintln!("loading {} ...", settings.model.display());
+    let judge = LocalJudge::start(settings, template)
+        .with_context(|| format!("cannot load the local model --model {spec}"))?;
+    Ok(Arc::new(judge))
+}
+
+#[cfg(not(feature = "local"))]
+fn local_judge(
+    _args: &RunArgs,
+    _hub: &HubSettings,
+    _template: PromptTemplate,
+) -> anyhow::Result<Arc<dyn Judge>> {
+    bail!("this halubench was built without the `local` feature (rebuild with `--features local`)")
 }
 
 fn now() -> chrono::DateTime<chrono::Utc> {

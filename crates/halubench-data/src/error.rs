@@ -38,6 +38,19 @@ pub enum DataError {
         reason: String,
     },
 
+    #[error(
+        "model {location} is not in the Hugging Face cache at {} and {reason}; download it on a \
+         machine with access and copy that cache here, point HF_HOME or HF_HUB_CACHE at an \
+         existing cache, or pass a local path with `--model path/to/model.gguf`",
+        cache_dir.display()
+    )]
+    ModelNotCached {
+        /// `repo@revision, file path`.
+        location: String,
+        cache_dir: PathBuf,
+        reason: String,
+    },
+
     #[error("the hub answered {url} with HTTP {status}{hint}")]
     HubStatus {
         url: String,

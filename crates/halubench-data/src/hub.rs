@@ -114,9 +114,17 @@ fn is_truthy(value: &str) -> bool {
     )
 }
 
-/// A file in a hub dataset repository at a revision.
+/// Which kind of hub repository: the two live under different URL and cache prefixes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RepoKind {
+    Dataset,
+    Model,
+}
+
+/// A file in a hub repository at a revision.
 #[derive(Debug, Clone, Copy)]
 pub struct HubFile<'a> {
+    pub kind: RepoKind,
     pub repo: &'a str,
     pub revision: &'a str,
     pub file: &'a str,
@@ -124,12 +132,20 @@ pub struct HubFile<'a> {
 
 impl HubFile<'_> {
     fn repo_dir(&self, cache_dir: &Path) -> PathBuf {
-        cache_dir.join(format!("datasets--{}", self.repo.replace('/', "--")))
+        let prefix = match self.kind {
+            RepoKind::Dataset => "datasets",
+            RepoKind::Model => "models",
+        };
+        cache_dir.join(format!("{prefix}--{}", self.repo.replace('/', "--")))
     }
 
     pub fn url(&self, endpoint: &str) -> String {
+        let prefix = match self.kind {
+            RepoKind::Dataset => "datasets/",
+            RepoKind::Model => "",
+        };
         format!(
-            "{endpoint}/datasets/{}/resolve/{}/{}",
+            "{endpoint}/{prefix}{}/resolve/{}/{}",
             self.repo,
             self.revision.replace('/', "%2F"),
             self.file
@@ -174,20 +190,25 @@ fn is_commit_hash(revision: &str) -> bool {
     revision.len() == 40 && revision.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
-/// Returns the cached file, downloading it first if needed (unless offline).
-pub fn fetch(
-    settings: &HubSettings,
-    dataset: &str,
-    file: HubFile<'_>,
-) -> Result<Cached, DataError> {
+/// Returns the cached file, downloading it first if needed (unless offline). `name` is what
+/// the user asked for (a registry name, a model id), for the error messages.
+pub fn fetch(settings: &HubSettings, name: &str, file: HubFile<'_>) -> Result<Cached, DataError> {
     if let Some(cached) = find_in_cache(&settings.cache_dir, file) {
         return Ok(cached);
     }
-    let not_cached = |reason: String| DataError::NotCached {
-        dataset: dataset.to_string(),
-        location: format!("{}@{}, file {}", file.repo, file.revision, file.file),
-        cache_dir: settings.cache_dir.clone(),
-        reason,
+    let location = format!("{}@{}, file {}", file.repo, file.revision, file.file);
+    let not_cached = |reason: String| match file.kind {
+        RepoKind::Dataset => DataError::NotCached {
+            dataset: name.to_string(),
+            location: location.clone(),
+            cache_dir: settings.cache_dir.clone(),
+            reason,
+        },
+        RepoKind::Model => DataError::ModelNotCached {
+            location: location.clone(),
+            cache_dir: settings.cache_dir.clone(),
+            reason,
+        },
     };
     if settings.offline {
         return Err(not_cached("HF_HUB_OFFLINE is set".to_string()));
@@ -203,6 +224,9 @@ pub fn fetch(
             status,
             hint: match status {
                 401 | 403 => " (a gated or private repository needs HF_TOKEN)",
+                404 if file.kind == RepoKind::Model => {
+                    " (check the repository, revision and file name given to --model)"
+                }
                 404 => " (check the repository, revision and file in datasets.toml)",
                 _ => "",
             },
@@ -255,11 +279,11 @@ fn download(settings: &HubSettings, file: HubFile<'_>, url: &str) -> Result<(), 
             url: url.to_string(),
             message: e.to_string(),
         })?;
-    let repo = Repo::with_revision(
-        file.repo.to_string(),
-        RepoType::Dataset,
-        file.revision.to_string(),
-    );
+    let kind = match file.kind {
+        RepoKind::Dataset => RepoType::Dataset,
+        RepoKind::Model => RepoType::Model,
+    };
+    let repo = Repo::with_revision(file.repo.to_string(), kind, file.revision.to_string());
     let name = file.file.to_string();
     let (tx, rx) = mpsc::channel();
     // hf-hub has no deadline of its own; if the server stalls mid-transfer the thread is
@@ -340,6 +364,7 @@ mod tests {
     fn endpoint_loses_its_trailing_slash() {
         let s = settings(&[("HF_ENDPOINT", "http://127.0.0.1:9/")]);
         let file = HubFile {
+            kind: RepoKind::Dataset,
             repo: "a/b",
             revision: "main",
             file: "data/x.parquet",
@@ -347,6 +372,18 @@ mod tests {
         assert_eq!(
             file.url(&s.endpoint),
             "http://127.0.0.1:9/datasets/a/b/resolve/main/data/x.parquet"
+        );
+        let model = HubFile {
+            kind: RepoKind::Model,
+            ..file
+        };
+        assert_eq!(
+            model.url(&s.endpoint),
+            "http://127.0.0.1:9/a/b/resolve/main/data/x.parquet"
+        );
+        assert_eq!(
+            model.repo_dir(Path::new("/c")),
+            PathBuf::from("/c/models--a--b")
         );
     }
 }

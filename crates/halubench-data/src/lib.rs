@@ -56,6 +56,7 @@ pub fn locate(spec: &DatasetSpec, hub: &HubSettings) -> Result<Option<Located>, 
                 hub,
                 &spec.name,
                 hub::HubFile {
+                    kind: hub::RepoKind::Dataset,
                     repo,
                     revision,
                     file,

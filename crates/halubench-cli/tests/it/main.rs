@@ -1,6 +1,8 @@
 //! End-to-end tests of the real `halubench` binary.
 
 mod fake_openai;
+#[cfg(feature = "local")]
+mod local;
 mod openai;
 
 use std::path::{Path, PathBuf};
@@ -27,11 +29,11 @@ pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
-fn workspace_root() -> PathBuf {
+pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-fn sample_path() -> String {
+pub fn sample_path() -> String {
     workspace_root()
         .join("../shared/data/halubench-sample/test-00000-of-00001.parquet")
         .display()

@@ -1,0 +1,89 @@
+//! `--model` for the local judge: a local path, or a Hugging Face model repository resolved
+//! through the same cache and offline rules as datasets.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use halubench_data::HubSettings;
+use halubench_data::hub::{self, HubFile, RepoKind};
+
+/// Files of a safetensors checkpoint besides the weights; those not in the repository are
+/// simply absent.
+const OPTIONAL_FILES: &[&str] = &["tokenizer_config.json", "generation_config.json"];
+
+/// A local `.gguf` file or model directory as is; `owner/name/file.gguf` as that file of a hub
+/// repository; `owner/name` as a safetensors checkpoint (config, tokenizer and every shard).
+pub fn resolve(spec: &str, revision: &str, hub: &HubSettings) -> anyhow::Result<PathBuf> {
+    let path = Path::new(spec);
+    if path.exists() {
+        return Ok(path.to_path_buf());
+    }
+    let parts: Vec<&str> = spec.split('/').collect();
+    let looks_like_repo = parts.len() >= 2
+        && !spec.starts_with(['.', '/', '~'])
+        && parts.iter().all(|p| !p.is_empty());
+    if !looks_like_repo {
+        bail!(
+            "--model {spec}: no such file or directory (expected a .gguf file, a model \
+             directory, or a hub repository such as owner/name or owner/name/file.gguf)"
+        );
+    }
+    let repo = format!("{}/{}", parts[0], parts[1]);
+    let fetch = |file: &str| {
+        hub::fetch(
+            hub,
+            spec,
+            HubFile {
+                kind: RepoKind::Model,
+                repo: &repo,
+                revision,
+                file,
+            },
+        )
+        .map(|cached| cached.path)
+    };
+    if parts.len() > 2 {
+        let file = parts[2..].join("/");
+        return fetch(&file).with_context(|| format!("--model {spec}"));
+    }
+
+    let config = fetch("config.json").with_context(|| {
+        format!("--model {spec}: a repository of GGUF files needs the file named: {spec}/FILE.gguf")
+    })?;
+    fetch("tokenizer.json").with_context(|| format!("--model {spec}"))?;
+    for optional in OPTIONAL_FILES {
+        // Absent from some repositories; anything worse shows up when the model loads.
+        let _ = fetch(optional);
+    }
+    match fetch("model.safetensors.index.json") {
+        Ok(index) => {
+            for shard in shard_names(&index)? {
+                fetch(&shard).with_context(|| format!("--model {spec}: shard {shard}"))?;
+            }
+        }
+        Err(_) => {
+            fetch("model.safetensors").with_context(|| format!("--model {spec}"))?;
+        }
+    }
+    Ok(config
+        .parent()
+        .context("a cached file has a parent directory")?
+        .to_path_buf())
+}
+
+fn shard_names(index: &Path) -> anyhow::Result<Vec<String>> {
+    let text = std::fs::read_to_string(index)
+        .with_context(|| format!("cannot read {}", index.display()))?;
+    let json: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("{} is not JSON", index.display()))?;
+    let map = json["weight_map"]
+        .as_object()
+        .with_context(|| format!("{} has no weight_map", index.display()))?;
+    let mut names: Vec<String> = map
+        .values()
+        .filter_map(|v| v.as_str().map(str::to_string))
+        .collect();
+    names.sort();
+    names.dedup();
+    Ok(names)
+}
