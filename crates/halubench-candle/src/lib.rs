@@ -15,6 +15,7 @@ pub mod error;
 pub mod generate;
 pub mod gguf;
 pub mod model;
+mod q4_1;
 pub mod template;
 pub mod tokenizer;
 

@@ -21,6 +21,7 @@ use candle_transformers::models::llama::{Llama3RopeConfig, LlamaConfig};
 
 use crate::error::{LocalError, Result};
 use crate::gguf::Gguf;
+use crate::q4_1::Q4_1Matrix;
 
 /// Longest prompt slice fed in one forward pass: bounds the attention scores' memory
 /// (heads x chunk x context) on long passages.
@@ -49,16 +50,35 @@ enum RopePairs {
     Halves,
 }
 
+/// A weight matrix: candle's `QMatMul`, or on the CPU our faster kernel for `Q4_1`.
+enum Linear {
+    Candle(QMatMul),
+    Q4_1(Q4_1Matrix),
+}
+
+impl Linear {
+    fn dense(w: Tensor) -> Linear {
+        Linear::Candle(QMatMul::Tensor(w))
+    }
+
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        match self {
+            Linear::Candle(m) => m.forward(x),
+            Linear::Q4_1(m) => m.forward(x),
+        }
+    }
+}
+
 struct Block {
     attn_norm: Tensor,
-    q: QMatMul,
-    k: QMatMul,
-    v: QMatMul,
-    o: QMatMul,
+    q: Linear,
+    k: Linear,
+    v: Linear,
+    o: Linear,
     ffn_norm: Tensor,
-    gate: QMatMul,
-    up: QMatMul,
-    down: QMatMul,
+    gate: Linear,
+    up: Linear,
+    down: Linear,
 }
 
 pub struct Llama {
@@ -66,7 +86,7 @@ pub struct Llama {
     embeddings: Tensor,
     blocks: Vec<Block>,
     final_norm: Tensor,
-    lm_head: QMatMul,
+    lm_head: Linear,
     pairs: RopePairs,
     cos: Tensor,
     sin: Tensor,
@@ -256,7 +276,7 @@ impl Llama {
         let mut blocks = Vec::with_capacity(dims.layers);
         for i in 0..dims.layers {
             let p = format!("model.layers.{i}");
-            let mut linear = |name: &str| take(&format!("{p}.{name}.weight")).map(QMatMul::Tensor);
+            let mut linear = |name: &str| take(&format!("{p}.{name}.weight")).map(Linear::dense);
             blocks.push(Block {
                 q: linear("self_attn.q_proj")?,
                 k: linear("self_attn.k_proj")?,
@@ -292,7 +312,7 @@ impl Llama {
             embeddings,
             blocks,
             final_norm,
-            lm_head: QMatMul::Tensor(lm_head),
+            lm_head: Linear::dense(lm_head),
             pairs: RopePairs::Halves,
             cos,
             sin,
@@ -308,9 +328,9 @@ impl Llama {
         let d = &dims;
         let kv = d.kv_heads * d.head_dim;
         let ffn = d.hidden * 7 / 2;
-        let matrix = |rows: usize, cols: usize| -> Result<QMatMul> {
+        let matrix = |rows: usize, cols: usize| -> Result<Linear> {
             let w = Tensor::randn(0f32, 0.02, (rows, cols), device)?.to_dtype(dtype)?;
-            Ok(QMatMul::Tensor(w))
+            Ok(Linear::dense(w))
         };
         let ones = || Tensor::ones(d.hidden, dtype, device);
         let mut blocks = Vec::with_capacity(d.layers);
@@ -596,9 +616,14 @@ impl GgufTensors<'_> {
             .map_err(|source| self.error(name, source))
     }
 
-    fn matmul(&mut self, name: &str) -> Result<QMatMul> {
+    fn matmul(&mut self, name: &str) -> Result<Linear> {
         let q = self.read(name)?;
-        QMatMul::from_qtensor(q).map_err(|source| self.error(name, source))
+        let linear = match Q4_1Matrix::from_qtensor(&q) {
+            Ok(Some(m)) => Ok(Linear::Q4_1(m)),
+            Ok(None) => QMatMul::from_qtensor(q).map(Linear::Candle),
+            Err(e) => Err(e),
+        };
+        linear.map_err(|source| self.error(name, source))
     }
 
     fn dense(&mut self, name: &str) -> Result<Tensor> {

@@ -15,6 +15,8 @@ fn halubench(dir: &Path, args: &[&str]) -> Output {
         // Keep tests away from the user's cache and any network.
         .env("HF_HOME", dir.join("hf-home"))
         .env("HF_HUB_OFFLINE", "1")
+        // A reply cached by an earlier test run must not stand in for the judge under test.
+        .env("HALUBENCH_CACHE_DIR", dir.join("response-cache"))
         .env_remove("HALUBENCH_REGISTRY")
         .env_remove("HALUBENCH_REPORTS_DIR")
         .output()
