@@ -290,6 +290,7 @@ mod avx2 {
     pub(super) unsafe fn dot(weights: &[WeightBlock], acts: &[ActivationBlock]) -> f32 {
         let mut total = 0f32;
         for (w, a) in weights.iter().zip(acts) {
+            // SAFETY: `products` and `activations` need no more than this function's features.
             let eight = unsafe { products(w, activations(a)) };
             let four = _mm_add_epi32(
                 _mm256_castsi256_si128(eight),
@@ -309,8 +310,13 @@ mod avx2 {
     pub(super) unsafe fn dot4(weights: [&[WeightBlock]; 4], acts: &[ActivationBlock]) -> [f32; 4] {
         let mut totals = _mm_setzero_ps();
         for (b, a) in acts.iter().enumerate() {
+            // SAFETY: `activations` and `products` need no more than this function's target
+            // features. Four calls, not a `map`: the closure was not inlined.
             let x = unsafe { activations(a) };
-            let [e0, e1, e2, e3] = weights.map(|w| unsafe { products(&w[b], x) });
+            let e0 = unsafe { products(&weights[0][b], x) };
+            let e1 = unsafe { products(&weights[1][b], x) };
+            let e2 = unsafe { products(&weights[2][b], x) };
+            let e3 = unsafe { products(&weights[3][b], x) };
             // Lane c of the result is column c's integer sum.
             let pairs = _mm256_hadd_epi32(_mm256_hadd_epi32(e0, e1), _mm256_hadd_epi32(e2, e3));
             let sums = _mm_add_epi32(

@@ -217,11 +217,14 @@ fn print_stats(stats: &RunStats, dir: &Path) {
             stats.usage.prompt_tokens, stats.usage.completion_tokens
         );
     }
-    if stats.retries + stats.throttled + stats.cache_hits > 0 {
+    if stats.retries + stats.throttled > 0 {
         eprintln!(
-            "retries: {}, throttled: {} (concurrency fell to {}), cached replies: {}",
-            stats.retries, stats.throttled, stats.min_concurrency, stats.cache_hits
+            "retries: {}, throttled: {} (concurrency fell to {})",
+            stats.retries, stats.throttled, stats.min_concurrency
         );
+    }
+    if stats.cache_hits > 0 {
+        eprintln!("cached replies: {}", stats.cache_hits);
     }
     if stats.stopped_early {
         eprintln!(
