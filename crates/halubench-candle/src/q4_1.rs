@@ -56,7 +56,11 @@ impl Q4_1Matrix {
         let &[rows, cols] = t.shape().dims() else {
             return Ok(None);
         };
-        if t.dtype() != GgmlDType::Q4_1 || !cols.is_multiple_of(BLOCK) || !t.device().is_cpu() {
+        if t.dtype() != GgmlDType::Q4_1
+            || cols == 0
+            || !cols.is_multiple_of(BLOCK)
+            || !t.device().is_cpu()
+        {
             return Ok(None);
         }
         let bytes = t.data()?;
@@ -112,8 +116,15 @@ impl CustomOp1 for Q4_1Matrix {
                 self.cols
             );
         }
+        let mut shape = dims.to_vec();
+        if let Some(last) = shape.last_mut() {
+            *last = self.rows;
+        }
         let x = &data[start..end];
         let m = x.len() / k;
+        if m == 0 {
+            return Ok((CpuStorage::F32(Vec::new()), Shape::from(shape)));
+        }
         let activations: Vec<ActivationBlock> = x.chunks_exact(BLOCK).map(quantize).collect();
         let per_row = k / BLOCK;
         let kernel = Kernel::detect();
@@ -160,10 +171,6 @@ impl CustomOp1 for Q4_1Matrix {
             }
             out
         };
-        let mut shape = dims.to_vec();
-        if let Some(last) = shape.last_mut() {
-            *last = self.rows;
-        }
         Ok((CpuStorage::F32(out), Shape::from(shape)))
     }
 }
@@ -415,6 +422,16 @@ mod tests {
                 .expect("candle");
             assert_eq!(ours, candle, "{m} rows");
         }
+    }
+
+    #[test]
+    fn no_rows_in_no_rows_out() {
+        use candle_core::Device;
+        let w = Tensor::randn(0f32, 0.05, (8, 64), &Device::Cpu).expect("weights");
+        let q = QTensor::quantize(&w, GgmlDType::Q4_1).expect("quantize");
+        let ours = Q4_1Matrix::from_qtensor(&q).expect("blocks").expect("a Q4_1 matrix");
+        let empty = Tensor::zeros((0, 64), DType::F32, &Device::Cpu).expect("empty");
+        assert_eq!(ours.forward(&empty).expect("forward").dims(), &[0, 8]);
     }
 
     #[test]
