@@ -145,9 +145,15 @@ impl Engine {
             if active.is_empty() {
                 continue;
             }
-            if let Err(e) = self.step(&mut active) {
+            // A panic inside candle answers this batch like an error instead of killing the
+            // thread, which would leave every later example retrying a model that is gone.
+            let stepped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                self.step(&mut active).map_err(|e| e.to_string())
+            }))
+            .unwrap_or_else(|panic| Err(format!("the model panicked: {}", panic_text(&panic))));
+            if let Err(e) = stepped {
                 for a in active.drain(..) {
-                    let _ = a.owner.send(Err(e.to_string()));
+                    let _ = a.owner.send(Err(e.clone()));
                 }
                 continue;
             }
@@ -269,4 +275,12 @@ fn finish<T>(a: Active<T>) -> (T, Generation) {
             stop,
         },
     )
+}
+
+fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> &str {
+    panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("no message")
 }

@@ -429,7 +429,9 @@ mod tests {
         use candle_core::Device;
         let w = Tensor::randn(0f32, 0.05, (8, 64), &Device::Cpu).expect("weights");
         let q = QTensor::quantize(&w, GgmlDType::Q4_1).expect("quantize");
-        let ours = Q4_1Matrix::from_qtensor(&q).expect("blocks").expect("a Q4_1 matrix");
+        let ours = Q4_1Matrix::from_qtensor(&q)
+            .expect("blocks")
+            .expect("a Q4_1 matrix");
         let empty = Tensor::zeros((0, 64), DType::F32, &Device::Cpu).expect("empty");
         assert_eq!(ours.forward(&empty).expect("forward").dims(), &[0, 8]);
     }

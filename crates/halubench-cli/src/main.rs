@@ -141,7 +141,7 @@ pub struct RunArgs {
     temperature: f64,
 
     /// Most tokens a reply may have (the paper's protocol: 600).
-    #[arg(long, default_value_t = 600)]
+    #[arg(long, default_value_t = 600, value_parser = clap::value_parser!(u32).range(1..))]
     max_tokens: u32,
 
     /// OpenAI judge: ask for a JSON object reply (`response_format`), as Patronus ran GPT-4o.

@@ -9,7 +9,11 @@ use halubench_data::hub::{self, HubFile, RepoKind};
 
 /// Files of a safetensors checkpoint besides the weights; those not in the repository are
 /// simply absent.
-const OPTIONAL_FILES: &[&str] = &["tokenizer_config.json", "generation_config.json"];
+const OPTIONAL_FILES: &[&str] = &[
+    "tokenizer_config.json",
+    "generation_config.json",
+    "chat_template.jinja",
+];
 
 /// A local `.gguf` file or model directory as is; `owner/name/file.gguf` as that file of a hub
 /// repository; `owner/name` as a safetensors checkpoint (config, tokenizer and every shard).
