@@ -235,21 +235,32 @@ fn load_safetensors(settings: &LocalSettings, device: &Device) -> Result<LoadedM
 
 /// The shard list of `model.safetensors.index.json`, else `model.safetensors`, else every
 /// `*.safetensors` file in the directory.
+/// The shard files a `model.safetensors.index.json` names, sorted, each once.
+pub fn shard_names(index: &Path) -> Result<Vec<String>> {
+    let json = read_json(index)?;
+    let map = json
+        .get("weight_map")
+        .and_then(Value::as_object)
+        .ok_or_else(|| LocalError::Unsupported {
+            path: index.to_path_buf(),
+            problem: "no `weight_map` object".to_string(),
+        })?;
+    let mut files: Vec<String> = map
+        .values()
+        .filter_map(|v| v.as_str().map(str::to_string))
+        .collect();
+    files.sort_unstable();
+    files.dedup();
+    Ok(files)
+}
+
 fn safetensors_shards(dir: &Path) -> Result<Vec<PathBuf>> {
     let index = dir.join("model.safetensors.index.json");
     if index.is_file() {
-        let json = read_json(&index)?;
-        let map = json
-            .get("weight_map")
-            .and_then(Value::as_object)
-            .ok_or_else(|| LocalError::Unsupported {
-                path: index.clone(),
-                problem: "no `weight_map` object".to_string(),
-            })?;
-        let mut files: Vec<&str> = map.values().filter_map(Value::as_str).collect();
-        files.sort_unstable();
-        files.dedup();
-        return Ok(files.into_iter().map(|f| dir.join(f)).collect());
+        return Ok(shard_names(&index)?
+            .into_iter()
+            .map(|f| dir.join(f))
+            .collect());
     }
     let single = dir.join("model.safetensors");
     if single.is_file() {

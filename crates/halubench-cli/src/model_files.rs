@@ -61,7 +61,7 @@ pub fn resolve(spec: &str, revision: &str, hub: &HubSettings) -> anyhow::Result<
     }
     match fetch("model.safetensors.index.json") {
         Ok(index) => {
-            for shard in shard_names(&index)? {
+            for shard in halubench_candle::shard_names(&index)? {
                 fetch(&shard).with_context(|| format!("--model {spec}: shard {shard}"))?;
             }
         }
@@ -73,21 +73,4 @@ pub fn resolve(spec: &str, revision: &str, hub: &HubSettings) -> anyhow::Result<
         .parent()
         .context("a cached file has a parent directory")?
         .to_path_buf())
-}
-
-fn shard_names(index: &Path) -> anyhow::Result<Vec<String>> {
-    let text = std::fs::read_to_string(index)
-        .with_context(|| format!("cannot read {}", index.display()))?;
-    let json: serde_json::Value =
-        serde_json::from_str(&text).with_context(|| format!("{} is not JSON", index.display()))?;
-    let map = json["weight_map"]
-        .as_object()
-        .with_context(|| format!("{} has no weight_map", index.display()))?;
-    let mut names: Vec<String> = map
-        .values()
-        .filter_map(|v| v.as_str().map(str::to_string))
-        .collect();
-    names.sort();
-    names.dedup();
-    Ok(names)
 }
