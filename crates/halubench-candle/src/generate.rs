@@ -54,17 +54,19 @@ impl std::fmt::Debug for Engine {
     }
 }
 
-struct Active<T> {
+type Reply = tokio::sync::oneshot::Sender<Result<Generation, String>>;
+
+struct Active {
     prompt: Vec<u32>,
     fed: usize,
     generated: Vec<u32>,
     max_new_tokens: usize,
     state: SequenceState,
     stop: Option<Stop>,
-    owner: T,
+    reply: Reply,
 }
 
-impl<T> Active<T> {
+impl Active {
     fn next_input(&self) -> &[u32] {
         if self.fed < self.prompt.len() {
             let end = (self.fed + PREFILL_CHUNK).min(self.prompt.len());
@@ -92,38 +94,39 @@ impl Engine {
         &self.model
     }
 
-    /// Generates for every prompt, at most `max_batch` at a time, in order.
+    /// Generates for every prompt, at most `max_batch` at a time, on this thread: `serve`
+    /// over a queue that holds them all. The first failed prompt's error is returned.
     pub fn generate(&self, prompts: &[Vec<u32>], max_new_tokens: usize) -> Result<Vec<Generation>> {
-        let mut results: Vec<Option<Generation>> = vec![None; prompts.len()];
-        let mut queue = prompts.iter().enumerate();
-        let mut active: Vec<Active<usize>> = Vec::new();
-        loop {
-            while active.len() < self.max_batch {
-                let Some((i, prompt)) = queue.next() else {
-                    break;
-                };
-                self.check(prompt, max_new_tokens)
-                    .map_err(LocalError::Request)?;
-                let admitted = self.admit(prompt.clone(), max_new_tokens, i);
-                active.push(admitted.map_err(|(e, _)| e)?);
-            }
-            if active.is_empty() {
-                break;
-            }
-            self.step(&mut active)?;
-            for done in take_finished(&mut active) {
-                let (i, generation) = finish(done);
-                results[i] = Some(generation);
-            }
+        let (requests, queue) = mpsc::channel();
+        let mut answers = Vec::with_capacity(prompts.len());
+        for prompt in prompts {
+            let (reply, answer) = tokio::sync::oneshot::channel();
+            let request = Request {
+                prompt: prompt.clone(),
+                max_new_tokens,
+                reply,
+            };
+            // Cannot fail: `queue` is alive. Were it not, the answer below reports it.
+            let _ = requests.send(request);
+            answers.push(answer);
         }
-        Ok(results.into_iter().flatten().collect())
+        drop(requests);
+        self.serve(queue);
+        answers
+            .into_iter()
+            .map(|answer| {
+                answer
+                    .blocking_recv()
+                    .map_err(|_| LocalError::Request("the model thread sent no reply".into()))?
+                    .map_err(LocalError::Request)
+            })
+            .collect()
     }
 
     /// Serves requests until every sender is gone. Errors go back to the requests they hit;
     /// the thread lives on for the next ones.
     pub fn serve(&self, requests: mpsc::Receiver<Request>) {
-        type Reply = tokio::sync::oneshot::Sender<Result<Generation, String>>;
-        let mut active: Vec<Active<Reply>> = Vec::new();
+        let mut active: Vec<Active> = Vec::new();
         let mut open = true;
         loop {
             if active.is_empty() {
@@ -131,58 +134,76 @@ impl Engine {
                     return;
                 }
                 match requests.recv() {
-                    Ok(request) => self.admit_request(request, &mut active),
+                    Ok(request) => self.admit(request, &mut active),
                     Err(_) => return,
                 }
             }
             while open && active.len() < self.max_batch {
                 match requests.try_recv() {
-                    Ok(request) => self.admit_request(request, &mut active),
+                    Ok(request) => self.admit(request, &mut active),
                     Err(mpsc::TryRecvError::Empty) => break,
                     Err(mpsc::TryRecvError::Disconnected) => open = false,
                 }
             }
+            // Nobody waits for a cancelled request (its run stopped, or it timed out): its
+            // slot goes to the next prompt instead of running on to `max_new_tokens`.
+            active.retain(|a| !a.reply.is_closed());
             if active.is_empty() {
                 continue;
             }
-            // A panic inside candle answers this batch like an error instead of killing the
-            // thread, which would leave every later example retrying a model that is gone.
-            let stepped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                self.step(&mut active).map_err(|e| e.to_string())
-            }))
-            .unwrap_or_else(|panic| Err(format!("the model panicked: {}", panic_text(&panic))));
-            if let Err(e) = stepped {
-                for a in active.drain(..) {
-                    let _ = a.owner.send(Err(e.clone()));
+            if let Err(e) = self.step_guarded(&mut active) {
+                if active.len() == 1 {
+                    for a in active.drain(..) {
+                        let _ = a.reply.send(Err(e.clone()));
+                    }
+                    continue;
                 }
-                continue;
+                // One sequence may be the cause (a long prompt that runs a GPU out of
+                // memory, say): step each alone, so only those that fail alone are lost.
+                let mut kept = Vec::with_capacity(active.len());
+                for mut a in active.drain(..) {
+                    match self.step_guarded(std::slice::from_mut(&mut a)) {
+                        Ok(()) => kept.push(a),
+                        Err(e) => {
+                            let _ = a.reply.send(Err(e));
+                        }
+                    }
+                }
+                active = kept;
             }
             for done in take_finished(&mut active) {
-                let (reply, generation) = finish(done);
-                let _ = reply.send(Ok(generation));
+                let stop = done.stop.unwrap_or(Stop::MaxTokens);
+                let generation = Generation {
+                    tokens: done.generated,
+                    stop,
+                };
+                let _ = done.reply.send(Ok(generation));
             }
         }
     }
 
-    fn admit_request(
-        &self,
-        request: Request,
-        active: &mut Vec<Active<tokio::sync::oneshot::Sender<Result<Generation, String>>>>,
-    ) {
+    fn admit(&self, request: Request, active: &mut Vec<Active>) {
         let Request {
             prompt,
             max_new_tokens,
             reply,
         } = request;
-        match self.check(&prompt, max_new_tokens) {
-            Ok(()) => match self.admit(prompt, max_new_tokens, reply) {
-                Ok(a) => active.push(a),
-                Err((e, reply)) => {
-                    let _ = reply.send(Err(e.to_string()));
-                }
-            },
+        if let Err(e) = self.check(&prompt, max_new_tokens) {
+            let _ = reply.send(Err(e));
+            return;
+        }
+        match self.model.new_sequence(prompt.len() + max_new_tokens) {
+            Ok(state) => active.push(Active {
+                prompt,
+                fed: 0,
+                generated: Vec::new(),
+                max_new_tokens,
+                state,
+                stop: (max_new_tokens == 0).then_some(Stop::MaxTokens),
+                reply,
+            }),
             Err(e) => {
-                let _ = reply.send(Err(e));
+                let _ = reply.send(Err(e.to_string()));
             }
         }
     }
@@ -201,25 +222,25 @@ impl Engine {
         Ok(())
     }
 
-    fn admit<T>(&self, prompt: Vec<u32>, max_new_tokens: usize, owner: T) -> AdmitResult<T> {
-        let capacity = prompt.len() + max_new_tokens;
-        let state = match self.model.new_sequence(capacity) {
-            Ok(state) => state,
-            Err(e) => return Err((e, owner)),
-        };
-        Ok(Active {
-            prompt,
-            fed: 0,
-            generated: Vec::new(),
-            max_new_tokens,
-            state,
-            stop: (max_new_tokens == 0).then_some(Stop::MaxTokens),
-            owner,
-        })
+    /// `step`, with a panic inside candle turned into an error: a dead model thread would
+    /// leave every later example retrying a model that is gone. A failed step leaves every
+    /// sequence where it was, so it can be stepped again.
+    fn step_guarded(&self, active: &mut [Active]) -> Result<(), String> {
+        let before: Vec<usize> = active.iter().map(|a| a.state.len()).collect();
+        let stepped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.step(active).map_err(|e| e.to_string())
+        }))
+        .unwrap_or_else(|panic| Err(format!("the model panicked: {}", panic_text(&panic))));
+        if stepped.is_err() {
+            for (a, len) in active.iter_mut().zip(before) {
+                a.state.rewind(len);
+            }
+        }
+        stepped
     }
 
     /// One forward pass over every active sequence.
-    fn step<T>(&self, active: &mut [Active<T>]) -> Result<()> {
+    fn step(&self, active: &mut [Active]) -> Result<()> {
         let inputs: Vec<Vec<u32>> = active.iter().map(|a| a.next_input().to_vec()).collect();
         let logits = {
             let mut steps: Vec<(&[u32], &mut SequenceState)> = inputs
@@ -251,9 +272,7 @@ impl Engine {
     }
 }
 
-type AdmitResult<T> = std::result::Result<Active<T>, (LocalError, T)>;
-
-fn take_finished<T>(active: &mut Vec<Active<T>>) -> Vec<Active<T>> {
+fn take_finished(active: &mut Vec<Active>) -> Vec<Active> {
     let mut done = Vec::new();
     let mut i = 0;
     while i < active.len() {
@@ -264,17 +283,6 @@ fn take_finished<T>(active: &mut Vec<Active<T>>) -> Vec<Active<T>> {
         }
     }
     done
-}
-
-fn finish<T>(a: Active<T>) -> (T, Generation) {
-    let stop = a.stop.unwrap_or(Stop::MaxTokens);
-    (
-        a.owner,
-        Generation {
-            tokens: a.generated,
-            stop,
-        },
-    )
 }
 
 fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> &str {

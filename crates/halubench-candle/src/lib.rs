@@ -25,7 +25,9 @@ use std::sync::mpsc;
 
 use candle_core::{DType, Device};
 use halubench_core::{Example, JudgeInfo, Usage, Verdict};
-use halubench_judge::{BoxFuture, Judge, JudgeError, PromptTemplate, Reply, parse_verdict};
+use halubench_judge::{
+    BoxFuture, InvalidReason, Judge, JudgeError, PromptTemplate, Reply, parse_verdict,
+};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -126,13 +128,7 @@ fn load_gguf(settings: &LocalSettings, device: &Device) -> Result<LoadedModel> {
     let model = Llama::from_gguf(&gguf, device)?;
     let codec = match &settings.tokenizer {
         Some(file) => {
-            let stop: Vec<u32> = ["tokenizer.ggml.eos_token_id", "tokenizer.ggml.eot_token_id"]
-                .iter()
-                .filter_map(|key| gguf.token_id(key))
-                .collect();
-            let bos = gguf
-                .token_id("tokenizer.ggml.bos_token_id")
-                .filter(|_| gguf.bool("tokenizer.ggml.add_bos_token").unwrap_or(false));
+            let (bos, stop) = tokenizer::gguf_special_ids(&gguf);
             TextCodec::from_file(file, bos, &stop)?
         }
         None => TextCodec::from_gguf(&gguf)?,
@@ -194,24 +190,30 @@ fn load_safetensors(settings: &LocalSettings, device: &Device) -> Result<LoadedM
             .as_ref()
             .and_then(|g| g.get("eos_token_id")),
     ));
-    let bos = token_ids(config.get("bos_token_id")).first().copied();
     let tokenizer_path = settings
         .tokenizer
         .clone()
         .unwrap_or_else(|| dir.join("tokenizer.json"));
-    let codec = TextCodec::from_file(&tokenizer_path, bos, &stop)?;
+    // No BOS of our own: as in transformers' chat templating, the prompt has one only if
+    // the template writes it.
+    let codec = TextCodec::from_file(&tokenizer_path, None, &stop)?;
 
+    // The texts the template knows as `bos_token` and `eos_token`: tokenizer_config.json's,
+    // else those of config.json's ids (the built-in Llama 3 template starts with BOS).
     let special = |key: &str| -> String {
-        let value = tokenizer_config.as_ref().and_then(|c| c.get(key));
-        match value {
-            Some(Value::String(s)) => s.clone(),
-            Some(Value::Object(o)) => o
-                .get("content")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_string(),
-            _ => String::new(),
-        }
+        let configured = match tokenizer_config.as_ref().and_then(|c| c.get(key)) {
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(Value::Object(o)) => o.get("content").and_then(Value::as_str).map(String::from),
+            _ => None,
+        };
+        configured
+            .or_else(|| {
+                let id = token_ids(config.get(&format!("{key}_id")))
+                    .first()
+                    .copied()?;
+                codec.id_to_token(id)
+            })
+            .unwrap_or_default()
     };
     let (bos_text, eos_text) = (special("bos_token"), special("eos_token"));
     let template = match chat_template_source(dir, tokenizer_config.as_ref())? {
@@ -412,7 +414,7 @@ impl LocalJudge {
             return Ok(Reply {
                 verdict: Verdict::Invalid,
                 raw: String::new(),
-                invalid_reason: Some("too_long".to_string()),
+                invalid_reason: Some(InvalidReason::TooLong.as_str().to_string()),
                 usage: Some(Usage {
                     prompt_tokens,
                     completion_tokens: 0,
@@ -524,6 +526,8 @@ impl Judge for LocalJudge {
             "device": self.settings.device.name(),
             "dtype": self.settings.dtype.map(|d| d.as_str()),
             "max_new_tokens": self.settings.max_new_tokens,
+            // The ids cover the prompt's tokenizer; this covers how the reply is decoded.
+            "tokenizer": self.codec.origin(),
             "prompt_ids": ids,
         });
         let digest = Sha256::digest(key.to_string().as_bytes());

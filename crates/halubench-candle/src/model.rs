@@ -134,6 +134,12 @@ impl SequenceState {
     pub fn capacity(&self) -> usize {
         self.capacity
     }
+
+    /// Forgets the positions after `len`, as after a forward pass that failed part-way: the
+    /// next pass writes over whatever that one left in the cache.
+    pub(crate) fn rewind(&mut self, len: usize) {
+        self.len = self.len.min(len);
+    }
 }
 
 impl Llama {
@@ -516,22 +522,33 @@ impl Llama {
     }
 }
 
+/// Sizes come from the file, before any tensor is read: a corrupt or hostile one must get an
+/// error here, not an allocation that aborts the process. The upper bounds are far above any
+/// Llama released (Llama 3 405B: 126 layers, 128 heads, 128k context, 128k vocabulary).
 fn check_dims(path: &Path, d: &Dims) -> Result<()> {
-    let fine = d.layers > 0
-        && d.heads > 0
-        && d.kv_heads > 0
-        && d.heads.is_multiple_of(d.kv_heads)
-        && d.head_dim.is_multiple_of(2)
-        && d.head_dim > 0
-        && d.vocab > 0
-        && d.context_length > 0;
-    if fine {
-        Ok(())
+    let problem = if d.layers == 0 || d.layers > 1024 {
+        Some("layers")
+    } else if d.heads == 0 || d.heads > 1024 {
+        Some("attention heads")
+    } else if d.kv_heads == 0 || !d.heads.is_multiple_of(d.kv_heads) {
+        Some("key/value heads (must divide the attention heads)")
+    } else if d.head_dim == 0 || d.head_dim > 1024 || !d.head_dim.is_multiple_of(2) {
+        Some("head dimension")
+    } else if d.hidden == 0 || d.hidden > 1 << 17 {
+        Some("hidden size")
+    } else if d.vocab == 0 || d.vocab > 1 << 22 {
+        Some("vocabulary size")
+    } else if d.context_length == 0 || d.context_length > 1 << 20 {
+        Some("context length")
     } else {
-        Err(LocalError::Unsupported {
+        None
+    };
+    match problem {
+        None => Ok(()),
+        Some(what) => Err(LocalError::Unsupported {
             path: path.to_path_buf(),
-            problem: format!("inconsistent model dimensions {d:?}"),
-        })
+            problem: format!("implausible {what} in the model dimensions {d:?}"),
+        }),
     }
 }
 

@@ -118,23 +118,19 @@ impl TextCodec {
             .add_special_tokens(specials)
             .map_err(|e| err(e.to_string()))?;
 
-        let bos = gguf.token_id("tokenizer.ggml.bos_token_id");
-        let add_bos = gguf.bool("tokenizer.ggml.add_bos_token").unwrap_or(false);
-        let mut stop: BTreeSet<u32> =
-            ["tokenizer.ggml.eos_token_id", "tokenizer.ggml.eot_token_id"]
-                .iter()
-                .filter_map(|key| gguf.token_id(key))
-                .collect();
+        let (bos, stop) = gguf_special_ids(gguf);
+        let mut stop: BTreeSet<u32> = stop.into_iter().collect();
         stop.extend(end_of_turn_ids(&tokenizer));
         Ok(TextCodec {
             tokenizer,
             origin,
-            bos: bos.filter(|_| add_bos),
+            bos,
             stop,
         })
     }
 
-    /// Loads a `tokenizer.json`. `bos` and `stop` come from the model's other files.
+    /// Loads a `tokenizer.json`. `bos` (prepended to prompts that lack it) and `stop` come
+    /// from the model's other files.
     pub fn from_file(path: &Path, bos: Option<u32>, stop: &[u32]) -> Result<TextCodec> {
         let tokenizer = Tokenizer::from_file(path).map_err(|e| LocalError::Tokenizer {
             origin: path.display().to_string(),
@@ -199,6 +195,20 @@ impl TextCodec {
                 message: e.to_string(),
             })
     }
+}
+
+/// The BOS a GGUF file asks to have prepended (none unless `add_bos_token` says so, as in
+/// llama.cpp), and its end tokens.
+pub fn gguf_special_ids(gguf: &Gguf) -> (Option<u32>, Vec<u32>) {
+    let add_bos = gguf.bool("tokenizer.ggml.add_bos_token").unwrap_or(false);
+    let bos = gguf
+        .token_id("tokenizer.ggml.bos_token_id")
+        .filter(|_| add_bos);
+    let stop = ["tokenizer.ggml.eos_token_id", "tokenizer.ggml.eot_token_id"]
+        .iter()
+        .filter_map(|key| gguf.token_id(key))
+        .collect();
+    (bos, stop)
 }
 
 fn end_of_turn_ids(tokenizer: &Tokenizer) -> impl Iterator<Item = u32> + '_ {

@@ -3,14 +3,18 @@
 //! The binary owns everything that touches the user: flags, settings, the progress bar, the
 //! run directory and its journal. Datasets, judges and scoring live in library crates.
 
+mod analysis;
 mod cache;
+mod compare_cmd;
 mod datasets_cmd;
+mod history;
 #[cfg(feature = "local")]
 mod model_files;
 mod prices;
 mod report;
 mod run_cmd;
 mod runner;
+mod suite_cmd;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -47,6 +51,142 @@ enum Command {
     /// List, download or describe datasets.
     #[command(subcommand)]
     Datasets(DatasetsCommand),
+    /// Put finished runs side by side: accuracy per task with bootstrap intervals and, for
+    /// each run against the first, exact McNemar tests (Holm-adjusted over the tasks) and
+    /// paired bootstrap intervals of the difference. Prints the tables and writes them with
+    /// charts and an HTML report. Runs of different data are refused.
+    Compare(CompareArgs),
+    /// Fail a nightly job only on a real regression: a task (or Overall) that fell by more
+    /// than --max-drop points, significantly. Exit status 0: the candidate holds; 1: it
+    /// regressed; 2: an error (unreadable or incomparable runs).
+    Gate(GateArgs),
+    /// Several judges over one dataset from a suite file, then their comparison.
+    #[command(subcommand)]
+    Suite(SuiteCommand),
+    /// Write a run's judgements as lm-evaluation-harness-style per-sample JSONL, one file per
+    /// task.
+    Export(ExportArgs),
+}
+
+#[derive(Debug, Args)]
+struct StatsArgs {
+    /// Seed of the bootstrap resampling (same seed, same intervals).
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+
+    /// Bootstrap resamples.
+    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u32).range(100..=1_000_000))]
+    resamples: u32,
+}
+
+impl StatsArgs {
+    fn bootstrap(&self) -> halubench_score::bootstrap::BootstrapConfig {
+        halubench_score::bootstrap::BootstrapConfig {
+            resamples: self.resamples as usize,
+            ..halubench_score::bootstrap::BootstrapConfig::with_seed(self.seed)
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+struct CompareArgs {
+    /// Run directories (each holding run.toml and judgements.jsonl); the first is the
+    /// reference the others are tested against.
+    #[arg(required = true, value_name = "RUN")]
+    runs: Vec<PathBuf>,
+
+    /// Where to write compare.md, compare.json, report.html and the charts
+    /// [default: <reports-dir>/compare-<time>].
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+
+    /// Also set each run beside this row of the paper's Table 3, e.g. "Lynx (70B)" or GPT-4o.
+    #[arg(long, value_name = "MODEL")]
+    paper: Option<String>,
+
+    /// Largest difference from the paper, in percentage points, that counts as reproduced.
+    #[arg(long, default_value_t = 2.0, value_name = "PP")]
+    tolerance: f64,
+
+    /// Run history for the trend chart [default: <reports-dir>/history.jsonl, if present].
+    #[arg(long, value_name = "FILE")]
+    history: Option<PathBuf>,
+
+    /// Most examples listed in the HTML report.
+    #[arg(long, default_value_t = 200)]
+    max_examples: usize,
+
+    #[command(flatten)]
+    stats: StatsArgs,
+
+    /// Parent directory of run directories.
+    #[arg(
+        long,
+        default_value = "reports",
+        env = "HALUBENCH_REPORTS_DIR",
+        value_name = "DIR"
+    )]
+    reports_dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
+struct GateArgs {
+    /// The run to hold the candidate to (last night's, or a pinned release's).
+    #[arg(long, value_name = "RUN")]
+    baseline: PathBuf,
+
+    /// The run under test.
+    #[arg(long, value_name = "RUN")]
+    candidate: PathBuf,
+
+    /// Largest tolerated fall of a task's accuracy, and of Overall, in percentage points.
+    #[arg(long, default_value_t = 2.0, value_name = "PP")]
+    max_drop: f64,
+
+    /// Significance level for the Holm-adjusted McNemar test of each task.
+    #[arg(long, default_value_t = 0.05)]
+    alpha: f64,
+
+    /// Also append the markdown summary to this file (in GitHub Actions, the job summary).
+    #[arg(long, env = "GITHUB_STEP_SUMMARY", value_name = "FILE")]
+    summary: Option<PathBuf>,
+
+    #[command(flatten)]
+    stats: StatsArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum SuiteCommand {
+    /// Run every judge of FILE (TOML; see examples/paper-judges.toml) and compare them. A
+    /// judge whose run directory already holds a run is resumed, so an interrupted suite
+    /// picks up where it stopped.
+    Run {
+        /// The suite file.
+        file: PathBuf,
+
+        /// Where the runs and the comparison go [default: <reports-dir>/suite-<name>].
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+
+        /// Parent directory of run directories.
+        #[arg(
+            long,
+            default_value = "reports",
+            env = "HALUBENCH_REPORTS_DIR",
+            value_name = "DIR"
+        )]
+        reports_dir: PathBuf,
+    },
+}
+
+#[derive(Debug, Args)]
+struct ExportArgs {
+    /// The run directory.
+    run: PathBuf,
+
+    /// Where to write samples_<task>.jsonl [default: <RUN>/lm-eval].
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -270,33 +410,53 @@ pub struct RunArgs {
         value_name = "DIR"
     )]
     reports_dir: PathBuf,
+
+    /// Append a line for the finished run to this history file, which feeds the trend chart
+    /// [default: <reports-dir>/history.jsonl for runs in <reports-dir>; none with --out
+    /// elsewhere].
+    #[arg(long, value_name = "FILE")]
+    history: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // `gate` keeps 1 for "regressed", so its errors need another status.
+    let error_status = match cli.command {
+        Command::Gate(_) => 2,
+        _ => 1,
+    };
     match dispatch(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(status) => status,
         Err(err) => {
             eprintln!("error: {err:#}");
-            ExitCode::FAILURE
+            ExitCode::from(error_status)
         }
     }
 }
 
-fn dispatch(cli: Cli) -> anyhow::Result<()> {
+fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     let registry = load_registry(cli.registry.as_deref())?;
     let hub = HubSettings::from_env();
     match cli.command {
-        Command::Run(args) => run_cmd::run(&registry, &hub, &args),
-        Command::Score { run_dir } => run_cmd::rescore(&run_dir),
-        Command::Datasets(DatasetsCommand::List) => datasets_cmd::list(&registry, &hub),
+        Command::Run(args) => run_cmd::run(&registry, &hub, &args)?,
+        Command::Score { run_dir } => run_cmd::rescore(&registry, &hub, &run_dir)?,
+        Command::Datasets(DatasetsCommand::List) => datasets_cmd::list(&registry, &hub)?,
         Command::Datasets(DatasetsCommand::Fetch { name }) => {
-            datasets_cmd::fetch(&registry, &hub, &name)
+            datasets_cmd::fetch(&registry, &hub, &name)?
         }
         Command::Datasets(DatasetsCommand::Inspect { dataset }) => {
-            datasets_cmd::inspect(&registry, &hub, &dataset)
+            datasets_cmd::inspect(&registry, &hub, &dataset)?
         }
+        Command::Compare(args) => compare_cmd::compare(&registry, &hub, &args)?,
+        Command::Gate(args) => return compare_cmd::gate(&args),
+        Command::Suite(SuiteCommand::Run {
+            file,
+            out,
+            reports_dir,
+        }) => return suite_cmd::run(&registry, &hub, &file, out, &reports_dir),
+        Command::Export(args) => compare_cmd::export(&registry, &hub, &args)?,
     }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn load_registry(explicit: Option<&std::path::Path>) -> anyhow::Result<Registry> {

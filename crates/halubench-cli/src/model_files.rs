@@ -4,8 +4,8 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use halubench_data::HubSettings;
 use halubench_data::hub::{self, HubFile, RepoKind};
+use halubench_data::{DataError, HubSettings};
 
 /// Files of a safetensors checkpoint besides the weights; those not in the repository are
 /// simply absent.
@@ -56,8 +56,15 @@ pub fn resolve(spec: &str, revision: &str, hub: &HubSettings) -> anyhow::Result<
     })?;
     fetch("tokenizer.json").with_context(|| format!("--model {spec}"))?;
     for optional in OPTIONAL_FILES {
-        // Absent from some repositories; anything worse shows up when the model loads.
-        let _ = fetch(optional);
+        match fetch(optional) {
+            Ok(_) | Err(DataError::HubStatus { status: 404, .. }) => {}
+            // Without tokenizer_config.json the model falls back to the built-in Llama 3
+            // chat template: fine for Lynx, silently wrong for another model.
+            Err(e) => eprintln!(
+                "warning: --model {spec}: {optional} not fetched, so the model loads \
+                 without it: {e}"
+            ),
+        }
     }
     match fetch("model.safetensors.index.json") {
         Ok(index) => {

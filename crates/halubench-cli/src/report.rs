@@ -11,7 +11,14 @@ pub const JOURNAL: &str = "judgements.jsonl";
 pub const MANIFEST: &str = "run.toml";
 
 pub fn write_atomically(path: &Path, contents: &str) -> anyhow::Result<()> {
-    let tmp = path.with_extension("tmp");
+    write_bytes_atomically(path, contents.as_bytes())
+}
+
+pub fn write_bytes_atomically(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
+    // The whole name plus .tmp: accuracy.svg and accuracy.png must not share one.
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = std::path::PathBuf::from(tmp);
     std::fs::write(&tmp, contents).with_context(|| format!("cannot write {}", tmp.display()))?;
     std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))
 }

@@ -12,7 +12,9 @@ use halubench_judge::{BaselineJudge, Judge, PromptTemplate};
 use halubench_openai::{ApiKey, OpenAiJudge, OpenAiSettings};
 use halubench_score::Summary;
 
+use crate::analysis;
 use crate::cache::ResponseCache;
+use crate::history::{self, HistoryLine};
 use crate::prices;
 use crate::report::{self, JOURNAL};
 use crate::runner::{self, EngineOptions, Journal, RunStats};
@@ -159,6 +161,18 @@ pub fn run(registry: &Registry, hub: &HubSettings, args: &RunArgs) -> anyhow::Re
     let mut summary = Summary::from_judgements(&runner::latest_per_id(all));
     summary.cost_usd = price.map(|p| p.cost(summary.tokens));
     let markdown = report::write_summaries(&dir, &manifest, &summary)?;
+    let history_path = args.history.clone().or_else(|| {
+        (dir.parent() == Some(args.reports_dir.as_path()))
+            .then(|| args.reports_dir.join(history::HISTORY))
+    });
+    // Only a whole run is a point of the trend; a stopped one is resumed first.
+    if let Some(path) = &history_path
+        && summary.n >= manifest.selection.examples
+    {
+        let line = HistoryLine::new(&manifest, analysis::judge_name(&manifest), &summary);
+        history::append(path, &line)?;
+    }
+    analysis::report_run(registry, hub, &dir, history_path.as_deref());
     println!("{markdown}");
     println!("report: {}", dir.display());
     print_stats(&stats, &dir);
@@ -289,7 +303,7 @@ fn check_same_run(
     }
 }
 
-pub fn rescore(dir: &Path) -> anyhow::Result<()> {
+pub fn rescore(registry: &Registry, hub: &HubSettings, dir: &Path) -> anyhow::Result<()> {
     let manifest = report::read_manifest(dir)?;
     let (judgements, warning) = runner::read_journal(&dir.join(JOURNAL))?;
     if let Some(warning) = warning {
@@ -305,6 +319,8 @@ pub fn rescore(dir: &Path) -> anyhow::Result<()> {
     let judgements = runner::latest_per_id(judgements);
     let summary = Summary::from_judgements(&judgements);
     println!("{}", report::write_summaries(dir, &manifest, &summary)?);
+    let history = dir.parent().map(|p| p.join(history::HISTORY));
+    analysis::report_run(registry, hub, dir, history.as_deref());
     println!("report: {}", dir.display());
     Ok(())
 }

@@ -50,6 +50,9 @@ pub enum InvalidReason {
     Ambiguous,
     /// A SCORE value that is neither PASS nor FAIL, as the judge wrote it.
     UnknownScore(String),
+    /// The prompt and the reply it may need do not fit the model's context, so the model
+    /// was never asked.
+    TooLong,
 }
 
 impl InvalidReason {
@@ -61,6 +64,7 @@ impl InvalidReason {
             InvalidReason::Truncated => "truncated",
             InvalidReason::Ambiguous => "ambiguous",
             InvalidReason::UnknownScore(_) => "unknown_score",
+            InvalidReason::TooLong => "too_long",
         }
     }
 }

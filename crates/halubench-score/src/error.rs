@@ -37,6 +37,9 @@ pub enum ScoreError {
     #[error("`{model}` is not a row of the paper's Table 3 (rows: {})", known.join(", "))]
     UnknownModel { model: String, known: Vec<String> },
 
+    #[error("significance level must lie strictly between 0 and 1, not {0}")]
+    InvalidAlpha(f64),
+
     #[error("tolerance must be a finite, non-negative number of percentage points, not {0}")]
     InvalidTolerance(f64),
 }

@@ -7,10 +7,13 @@
 //! Beyond accuracy it gives the statistics needed to read and compare runs: confusion
 //! matrices, balanced accuracy, F1 and MCC ([`metrics`]), seeded stratified-bootstrap
 //! confidence intervals ([`bootstrap`]), exact McNemar tests with Holm adjustment
-//! ([`significance`]), and a comparison with the paper's Table 3 ([`paper`]).
+//! ([`significance`]), and a comparison with the paper's Table 3 ([`paper`]); on top of
+//! those, judges side by side ([`compare`]) and the nightly regression gate ([`gate`]).
 
 pub mod bootstrap;
+pub mod compare;
 mod error;
+pub mod gate;
 pub mod metrics;
 mod pairs;
 pub mod paper;

@@ -159,6 +159,60 @@ pub struct PaperComparison {
 }
 
 impl PaperComparison {
+    /// A table of the run beside the paper's row, for one judge named `judge`.
+    pub fn to_markdown(&self, judge: &str) -> String {
+        use std::fmt::Write as _;
+        let cell = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.1}"));
+        let diff = |v: Option<f64>, ok: Option<bool>| match (v, ok) {
+            (Some(v), Some(true)) => format!("{v:+.1}"),
+            (Some(v), _) => format!("**{v:+.1}**"),
+            (None, _) => "-".to_string(),
+        };
+        let mut out = String::new();
+        let _ = writeln!(out, "## {judge} beside the paper's {}\n", self.model);
+        let _ = writeln!(out, "| | {} | Overall |", {
+            let h: Vec<&str> = self.tasks.iter().map(|t| t.heading.as_str()).collect();
+            h.join(" | ")
+        });
+        let _ = writeln!(out, "|---|{}---:|", "---:|".repeat(self.tasks.len()));
+        let row = |cells: Vec<String>| cells.join(" | ");
+        let _ = writeln!(
+            out,
+            "| paper | {} | {:.1} |",
+            row(self
+                .tasks
+                .iter()
+                .map(|t| format!("{:.1}", t.paper_pct))
+                .collect()),
+            self.overall.paper_mean_of_cells_pct
+        );
+        let _ = writeln!(
+            out,
+            "| {judge} | {} | {} |",
+            row(self.tasks.iter().map(|t| cell(t.run_pct)).collect()),
+            cell(self.overall.run_pct)
+        );
+        let _ = writeln!(
+            out,
+            "| difference (pp) | {} | {} |",
+            row(self
+                .tasks
+                .iter()
+                .map(|t| diff(t.diff_pp, t.within_tolerance))
+                .collect()),
+            diff(self.overall.diff_pp, self.overall.within_tolerance)
+        );
+        let _ = writeln!(
+            out,
+            "\nDifferences beyond the tolerance of {} pp are in bold.",
+            self.tolerance_pp
+        );
+        for note in &self.notes {
+            let _ = writeln!(out, "Note: {note}.");
+        }
+        out
+    }
+
     /// Whether every task the run has, and the Overall if it has one, is within tolerance.
     pub fn all_within_tolerance(&self) -> bool {
         self.tasks

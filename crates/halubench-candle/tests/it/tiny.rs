@@ -205,6 +205,36 @@ fn unsupported_gguf_metadata_is_named() {
         "{e}"
     );
 
+    // Sizes read from the file are bounded before anything is allocated by them.
+    let huge = dir.path().join("huge.gguf");
+    let u32v = gguf_file::Value::U32;
+    write_gguf(
+        &huge,
+        &[
+            (
+                "general.architecture",
+                gguf_file::Value::String("llama".into()),
+            ),
+            ("llama.attention.head_count", u32v(4)),
+            ("llama.attention.head_count_kv", u32v(2)),
+            ("llama.embedding_length", u32v(64)),
+            ("llama.block_count", gguf_file::Value::U64(1 << 40)),
+            ("llama.context_length", u32v(256)),
+            (
+                "llama.attention.layer_norm_rms_epsilon",
+                gguf_file::Value::F32(1e-5),
+            ),
+            (
+                "tokenizer.ggml.tokens",
+                gguf_file::Value::Array(vec![gguf_file::Value::String("a".into())]),
+            ),
+        ],
+    );
+    let gguf = Gguf::open(&huge).expect("header reads");
+    let e = Llama::from_gguf(&gguf, &Device::Cpu).expect_err("2^40 layers refused");
+    assert!(matches!(e, LocalError::Unsupported { .. }), "{e}");
+    assert!(e.to_string().contains("implausible layers"), "{e}");
+
     let odd_tokenizer = dir.path().join("odd.gguf");
     write_gguf(
         &odd_tokenizer,
@@ -317,4 +347,48 @@ fn gguf_kv_cache_matches_candle_transformers_quantized_llama() {
         assert_close(&ours, &expected);
         fed += piece.len();
     }
+}
+
+/// A step that fails for one sequence (here a token id outside the vocabulary) costs that
+/// sequence alone: the others of its batch are stepped again and finish as they would alone.
+#[test]
+fn a_failing_sequence_does_not_fail_its_batch() {
+    use halubench_candle::generate::Request;
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_tiny_llama(dir.path(), tiny_config(300, 256));
+    let model = Llama::from_safetensors(
+        &dir.path().join("config.json"),
+        &[dir.path().join("model.safetensors")],
+        DType::F32,
+        &Device::Cpu,
+    )
+    .expect("load");
+    let engine = halubench_candle::Engine::new(model, Default::default(), 3);
+    let good_a: Vec<u32> = (0..20).map(|i| (i * 37 + 11) % 300).collect();
+    let good_b: Vec<u32> = (0..9).map(|i| (i * 13 + 5) % 300).collect();
+    let alone = engine
+        .generate(&[good_a.clone(), good_b.clone()], 6)
+        .expect("generate alone");
+
+    let (requests, queue) = std::sync::mpsc::channel();
+    let mut answers = Vec::new();
+    for prompt in [good_a, vec![5, 100_000, 7], good_b] {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let request = Request {
+            prompt,
+            max_new_tokens: 6,
+            reply,
+        };
+        requests.send(request).expect("queue");
+        answers.push(answer);
+    }
+    drop(requests);
+    engine.serve(queue);
+    let replies: Vec<_> = answers
+        .into_iter()
+        .map(|a| a.blocking_recv().expect("a reply"))
+        .collect();
+    assert_eq!(replies[0].as_ref().expect("first"), &alone[0]);
+    assert!(replies[1].is_err(), "{:?}", replies[1]);
+    assert_eq!(replies[2].as_ref().expect("third"), &alone[1]);
 }

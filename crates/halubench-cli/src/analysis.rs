@@ -1,0 +1,756 @@
+//! Finished runs read back and put side by side: `halubench compare`, `gate` and `export`,
+//! and the charts and HTML page every run gets. Statistics come from halubench-score and
+//! pictures from halubench-report; this module loads runs, checks that they can be compared
+//! and writes the files.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use halubench_core::{Example, Judgement, RunManifest, task_heading};
+use halubench_data::{HubSettings, Registry};
+use halubench_report::{
+    Block, Chart, ExampleCard, GroupedBars, Heatmap, Page, Reply, Section, Series, Table, Trend,
+    TrendSeries, Whisker,
+};
+use halubench_score::bootstrap::BootstrapConfig;
+use halubench_score::compare::{Comparison, Entrant, compare};
+use halubench_score::paper::{PaperComparison, compare_with_paper};
+
+use crate::history::HistoryLine;
+use crate::report::{self, JOURNAL};
+use crate::runner;
+
+/// A run directory read back: its manifest and the latest judgement of each example.
+#[derive(Debug)]
+pub struct LoadedRun {
+    pub dir: PathBuf,
+    pub manifest: RunManifest,
+    pub judgements: Vec<Judgement>,
+    /// What tables and charts call the judge.
+    pub name: String,
+}
+
+pub fn load_run(dir: &Path) -> anyhow::Result<LoadedRun> {
+    let manifest = report::read_manifest(dir)?;
+    let (judgements, warning) = runner::read_journal(&dir.join(JOURNAL))?;
+    if let Some(warning) = warning {
+        eprintln!("warning: {warning}");
+    }
+    let judgements = runner::latest_per_id(judgements);
+    if judgements.len() < manifest.selection.examples {
+        eprintln!(
+            "warning: {}: the journal holds {} of the run's {} examples; the run did not finish",
+            dir.display(),
+            judgements.len(),
+            manifest.selection.examples
+        );
+    }
+    Ok(LoadedRun {
+        dir: dir.to_path_buf(),
+        name: judge_name(&manifest),
+        manifest,
+        judgements,
+    })
+}
+
+/// `openai gpt-4o`, `local Lynx-8B`, `baseline`: the judge kind and its model, if any.
+pub fn judge_name(manifest: &RunManifest) -> String {
+    let settings = &manifest.judge.settings;
+    match settings.get("model_name").or_else(|| settings.get("model")) {
+        Some(model) => format!("{} {model}", manifest.judge.name),
+        None => manifest.judge.name.clone(),
+    }
+}
+
+/// Loads every run, naming each one apart from the others.
+pub fn load_runs(dirs: &[PathBuf]) -> anyhow::Result<Vec<LoadedRun>> {
+    let mut runs = dirs
+        .iter()
+        .map(|dir| load_run(dir))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    // Runs of one judge are told apart by the settings that differ between them
+    // (`baseline threshold=0.5`), else by when they started (the run id's stamp).
+    let names: Vec<String> = runs.iter().map(|r| r.name.clone()).collect();
+    for (i, name) in names.iter().enumerate() {
+        let namesakes: Vec<usize> = (0..runs.len()).filter(|&j| &names[j] == name).collect();
+        if namesakes.len() < 2 {
+            continue;
+        }
+        let settings = |j: usize| &runs[j].manifest.judge.settings;
+        let differing: Vec<String> = settings(i)
+            .iter()
+            .filter(|(key, value)| {
+                namesakes
+                    .iter()
+                    .any(|&j| settings(j).get(*key) != Some(*value))
+            })
+            .map(|(key, value)| format!("{key}={value}"))
+            .collect();
+        let suffix = if differing.is_empty() {
+            runs[i].manifest.run_id.chars().take(15).collect()
+        } else {
+            differing.join(" ")
+        };
+        runs[i].name = format!("{name} {suffix}");
+    }
+    Ok(runs)
+}
+
+/// Refuses runs that cannot be compared example by example (another dataset file or
+/// revision, other examples); returns warnings for what can be compared but should be read
+/// with care (another prompt).
+pub fn check_comparable(runs: &[LoadedRun]) -> anyhow::Result<Vec<String>> {
+    let Some(first) = runs.first() else {
+        bail!("no runs given");
+    };
+    let mut refusals = Vec::new();
+    let mut warnings = Vec::new();
+    let ids = |run: &LoadedRun| -> BTreeSet<String> {
+        run.judgements.iter().map(|j| j.id.clone()).collect()
+    };
+    let first_ids = ids(first);
+    let (a, ad) = (&first.name, &first.manifest.dataset);
+    for run in &runs[1..] {
+        let (b, bd) = (&run.name, &run.manifest.dataset);
+        if ad.sha256 != bd.sha256 {
+            refusals.push(format!(
+                "`{a}` judged {} (sha256 {}) but `{b}` judged {} (sha256 {})",
+                ad.name, ad.sha256, bd.name, bd.sha256
+            ));
+        }
+        if ad.revision != bd.revision {
+            refusals.push(format!(
+                "`{a}` used dataset revision {} but `{b}` used {}",
+                ad.revision.as_deref().unwrap_or("(none)"),
+                bd.revision.as_deref().unwrap_or("(none)")
+            ));
+        }
+        let run_ids = ids(run);
+        if run_ids != first_ids {
+            let only: Vec<&String> = first_ids.symmetric_difference(&run_ids).collect();
+            refusals.push(format!(
+                "`{a}` judged {} examples and `{b}` {}; {} examples are in only one of them \
+                 (first: `{}`); compare runs with the same --tasks, --limit and --seed",
+                first_ids.len(),
+                run_ids.len(),
+                only.len(),
+                only.first().map_or("", |s| s.as_str())
+            ));
+        }
+        let (pa, pb) = (
+            &first.manifest.judge.prompt_sha256,
+            &run.manifest.judge.prompt_sha256,
+        );
+        if pa != pb && pa.is_some() && pb.is_some() {
+            warnings.push(format!(
+                "`{a}` and `{b}` were given different prompts (sha256 {} and {}): differences \
+                 may come from the prompt, not the judge",
+                short(pa.as_deref()),
+                short(pb.as_deref())
+            ));
+        }
+    }
+    if !refusals.is_empty() {
+        bail!(
+            "the runs are not comparable:\n  - {}",
+            refusals.join("\n  - ")
+        );
+    }
+    Ok(warnings)
+}
+
+fn short(hash: Option<&str>) -> &str {
+    hash.map_or("none", |h| &h[..h.len().min(12)])
+}
+
+/// The examples of a run's dataset by id, when the dataset can still be loaded and is the
+/// same file; otherwise a warning saying why passages are left out.
+pub fn example_texts(
+    registry: &Registry,
+    hub: &HubSettings,
+    manifest: &RunManifest,
+) -> Result<HashMap<String, Example>, String> {
+    let dataset = &manifest.dataset;
+    let loaded = registry
+        .resolve(&dataset.name)
+        .map_err(|e| e.to_string())
+        .and_then(|spec| halubench_data::load(&spec, hub).map_err(|e| e.to_string()))
+        .map_err(|e| format!("passages are not shown: dataset {}: {e}", dataset.name))?;
+    if loaded.info.sha256 != dataset.sha256 {
+        return Err(format!(
+            "passages are not shown: dataset {} has changed since the run (sha256 {} now, {} then)",
+            dataset.name, loaded.info.sha256, dataset.sha256
+        ));
+    }
+    Ok(loaded
+        .examples
+        .into_iter()
+        .map(|e| (e.id.clone(), e))
+        .collect())
+}
+
+/// What goes into a report besides the runs.
+#[derive(Debug, Default)]
+pub struct ReportOptions<'a> {
+    pub bootstrap: BootstrapConfig,
+    /// Paper rows to set each run beside, with the tolerance in percentage points.
+    pub paper: Option<(&'a str, f64)>,
+    pub history: Option<&'a [HistoryLine]>,
+    /// Most example cards in the HTML page.
+    pub max_examples: usize,
+}
+
+/// A comparison's files, written into `out`: compare.md and compare.json beside what
+/// `write_report` writes. Returns the markdown.
+pub fn write_comparison(
+    out: &Path,
+    title: &str,
+    runs: &[LoadedRun],
+    warnings: &[String],
+    texts: Option<&HashMap<String, Example>>,
+    options: &ReportOptions<'_>,
+) -> anyhow::Result<String> {
+    let (markdown, json) = write_report(out, title, runs, warnings, texts, options)?;
+    report::write_atomically(&out.join("compare.md"), &markdown)?;
+    report::write_atomically(&out.join("compare.json"), &json)?;
+    Ok(markdown)
+}
+
+/// report.html and the charts (SVG and PNG) of one or more runs, written into `out`.
+/// Returns the comparison as markdown and as JSON.
+pub fn write_report(
+    out: &Path,
+    title: &str,
+    runs: &[LoadedRun],
+    warnings: &[String],
+    texts: Option<&HashMap<String, Example>>,
+    options: &ReportOptions<'_>,
+) -> anyhow::Result<(String, String)> {
+    let entrants: Vec<Entrant<'_>> = runs
+        .iter()
+        .map(|r| Entrant {
+            name: &r.name,
+            judgements: &r.judgements,
+        })
+        .collect();
+    let comparison = compare(&entrants, &options.bootstrap)?;
+    let papers = match options.paper {
+        Some((model, tolerance)) => comparison
+            .judges
+            .iter()
+            .map(|j| compare_with_paper(&j.metrics.task_accuracies(), model, tolerance))
+            .collect::<Result<Vec<_>, _>>()?,
+        None => Vec::new(),
+    };
+
+    let mut markdown = format!("# {title}\n\n");
+    for run in runs {
+        markdown.push_str(&format!(
+            "- `{}`: {} ({} examples of {})\n",
+            run.name,
+            run.dir.display(),
+            run.judgements.len(),
+            run.manifest.dataset.name
+        ));
+    }
+    markdown.push('\n');
+    for warning in warnings {
+        markdown.push_str(&format!("**Warning:** {warning}\n\n"));
+    }
+    markdown.push_str(&comparison.to_markdown());
+    for (paper, judge) in papers.iter().zip(&comparison.judges) {
+        markdown.push('\n');
+        markdown.push_str(&paper.to_markdown(&judge.name));
+    }
+
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    let mut charts = vec![(
+        "accuracy".to_string(),
+        "Accuracy per task, with bootstrap intervals".to_string(),
+        accuracy_chart(&comparison, papers.first().filter(|_| papers.len() == 1))?,
+    )];
+    for (i, judge) in comparison.judges.iter().enumerate() {
+        charts.push((
+            format!("confusion-{}", i + 1),
+            format!("Confusion matrix of {}", judge.name),
+            confusion_chart(&judge.name, &judge.metrics.all_rows.confusion)?,
+        ));
+    }
+    if let Some(history) = options.history
+        && let Some(trend) = trend_chart(history, &runs[0].manifest.dataset.sha256)?
+    {
+        charts.push((
+            "trend".to_string(),
+            "Overall accuracy over the run history".to_string(),
+            trend,
+        ));
+    }
+    for (file, _, chart) in &charts {
+        report::write_atomically(&out.join(format!("{file}.svg")), &chart.svg)?;
+        report::write_bytes_atomically(&out.join(format!("{file}.png")), &chart.png)?;
+    }
+    let page = page(
+        title,
+        runs,
+        warnings,
+        &comparison,
+        &papers,
+        &charts,
+        texts,
+        options,
+    );
+    report::write_atomically(
+        &out.join("report.html"),
+        &halubench_report::html_page(&page),
+    )?;
+    Ok((markdown, comparison.to_json()))
+}
+
+/// The charts and report.html of one finished run, in its own directory. A report that
+/// cannot be drawn is a warning: the run's results are already safe in its journal.
+pub fn report_run(registry: &Registry, hub: &HubSettings, dir: &Path, history: Option<&Path>) {
+    let written = (|| -> anyhow::Result<()> {
+        let run = load_run(dir)?;
+        let texts = example_texts(registry, hub, &run.manifest)
+            .map_err(|warning| eprintln!("warning: {warning}"))
+            .ok();
+        let history = match history.filter(|p| p.is_file()) {
+            Some(path) => {
+                let (lines, warnings) = crate::history::read(path)?;
+                warnings.iter().for_each(|w| eprintln!("warning: {w}"));
+                Some(lines)
+            }
+            None => None,
+        };
+        let title = format!(
+            "{} on {} ({})",
+            run.name, run.manifest.dataset.name, run.manifest.run_id
+        );
+        write_report(
+            dir,
+            &title,
+            std::slice::from_ref(&run),
+            &[],
+            texts.as_ref(),
+            &ReportOptions {
+                history: history.as_deref(),
+                max_examples: 200,
+                ..ReportOptions::default()
+            },
+        )?;
+        Ok(())
+    })();
+    if let Err(e) = written {
+        eprintln!("warning: no HTML report for {}: {e:#}", dir.display());
+    }
+}
+
+fn accuracy_chart(
+    comparison: &Comparison,
+    paper: Option<&PaperComparison>,
+) -> anyhow::Result<Chart> {
+    let tasks = comparison.tasks();
+    let mut groups: Vec<String> = tasks.iter().map(|t| task_heading(t).to_string()).collect();
+    groups.push("Overall".to_string());
+    let pct = |i: &halubench_score::bootstrap::Interval| Whisker {
+        value: i.estimate * 100.0,
+        lower: i.lower * 100.0,
+        upper: i.upper * 100.0,
+    };
+    let mut series: Vec<Series> = comparison
+        .judges
+        .iter()
+        .map(|j| Series {
+            name: j.name.clone(),
+            values: tasks
+                .iter()
+                .map(|t| j.intervals.tasks.get(t).map(pct))
+                .chain(std::iter::once(Some(pct(&j.intervals.overall_macro))))
+                .collect(),
+        })
+        .collect();
+    if let Some(paper) = paper {
+        let point = |v: f64| Whisker {
+            value: v,
+            lower: v,
+            upper: v,
+        };
+        series.push(Series {
+            name: format!("paper: {}", paper.model),
+            values: tasks
+                .iter()
+                .map(|t| {
+                    paper
+                        .tasks
+                        .iter()
+                        .find(|p| &p.task == t)
+                        .map(|p| point(p.paper_pct))
+                })
+                .chain(std::iter::once(
+                    paper
+                        .overall
+                        .run_pct
+                        .map(|_| point(paper.overall.paper_mean_of_cells_pct)),
+                ))
+                .collect(),
+        });
+    }
+    Ok(halubench_report::accuracy_bars(&GroupedBars {
+        title: "Accuracy per task (%)".to_string(),
+        groups,
+        series,
+    })?)
+}
+
+fn confusion_chart(
+    judge: &str,
+    confusion: &halubench_score::metrics::Confusion,
+) -> anyhow::Result<Chart> {
+    let row = |c: &halubench_score::metrics::VerdictCounts| {
+        vec![c.pass as u64, c.fail as u64, c.invalid as u64]
+    };
+    Ok(halubench_report::confusion_heatmap(&Heatmap {
+        title: format!("{judge}: label by verdict"),
+        rows: vec!["label PASS".to_string(), "label FAIL".to_string()],
+        columns: vec![
+            "verdict PASS".to_string(),
+            "verdict FAIL".to_string(),
+            "INVALID".to_string(),
+        ],
+        counts: vec![row(&confusion.pass), row(&confusion.fail)],
+    })?)
+}
+
+/// Overall accuracy of each judge over the history's runs of the same dataset file; `None`
+/// when there is nothing to draw. A resumed run appears once, with its last line.
+fn trend_chart(history: &[HistoryLine], dataset_sha256: &str) -> anyhow::Result<Option<Chart>> {
+    let mut latest: Vec<&HistoryLine> = Vec::new();
+    for line in history
+        .iter()
+        .filter(|l| l.dataset_sha256 == dataset_sha256)
+    {
+        latest.retain(|l| l.run_id != line.run_id);
+        latest.push(line);
+    }
+    if latest.is_empty() {
+        return Ok(None);
+    }
+    latest.sort_by(|a, b| a.finished_at.cmp(&b.finished_at));
+    let mut series: Vec<TrendSeries> = Vec::new();
+    let mut labels: HashMap<String, usize> = HashMap::new();
+    for line in latest {
+        // Minutes are enough to tell nightly runs apart; runs within one minute get (2), (3).
+        let minute: String = line
+            .finished_at
+            .replace('T', " ")
+            .chars()
+            .take(16)
+            .collect();
+        let seen = labels.entry(minute.clone()).or_default();
+        *seen += 1;
+        let label = match *seen {
+            1 => minute,
+            n => format!("{minute} ({n})"),
+        };
+        let point = (label, line.overall_macro * 100.0);
+        match series.iter_mut().find(|s| s.name == line.judge) {
+            Some(s) => s.points.push(point),
+            None => series.push(TrendSeries {
+                name: line.judge.clone(),
+                points: vec![point],
+            }),
+        }
+    }
+    Ok(Some(halubench_report::trend_lines(&Trend {
+        title: "Overall accuracy by run".to_string(),
+        y_label: "Overall accuracy (%)".to_string(),
+        series,
+    })?))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn page(
+    title: &str,
+    runs: &[LoadedRun],
+    warnings: &[String],
+    comparison: &Comparison,
+    papers: &[PaperComparison],
+    charts: &[(String, String, Chart)],
+    texts: Option<&HashMap<String, Example>>,
+    options: &ReportOptions<'_>,
+) -> Page {
+    let pct = |v: f64| format!("{:.1}", v * 100.0);
+    let tasks = comparison.tasks();
+    let mut header = vec!["judge".to_string()];
+    header.extend(tasks.iter().map(|t| task_heading(t).to_string()));
+    header.extend(["Overall".to_string(), "all rows".to_string()]);
+    let accuracy = Table {
+        header,
+        rows: comparison
+            .judges
+            .iter()
+            .map(|j| {
+                let cell = |i: Option<&halubench_score::bootstrap::Interval>| {
+                    i.map_or("-".to_string(), |i| {
+                        format!("{} [{}, {}]", pct(i.estimate), pct(i.lower), pct(i.upper))
+                    })
+                };
+                let mut row = vec![j.name.clone()];
+                row.extend(tasks.iter().map(|t| cell(j.intervals.tasks.get(t))));
+                row.push(cell(Some(&j.intervals.overall_macro)));
+                row.push(pct(j.metrics.all_rows.accuracy));
+                row
+            })
+            .collect(),
+    };
+    let metrics = Table {
+        header: [
+            "judge",
+            "PASS acc.",
+            "FAIL acc.",
+            "balanced acc.",
+            "precision (FAIL)",
+            "recall (FAIL)",
+            "F1 (FAIL)",
+            "MCC",
+            "invalid",
+            "n",
+        ]
+        .map(String::from)
+        .to_vec(),
+        rows: comparison
+            .judges
+            .iter()
+            .map(|j| {
+                let m = &j.metrics.all_rows;
+                let opt = |v: Option<f64>| v.map_or("-".to_string(), pct);
+                vec![
+                    j.name.clone(),
+                    opt(m.pass_accuracy),
+                    opt(m.fail_accuracy),
+                    opt(m.balanced_accuracy),
+                    pct(m.precision),
+                    pct(m.recall),
+                    pct(m.f1),
+                    format!("{:.3}", m.mcc),
+                    format!("{} ({}%)", m.invalid, pct(m.invalid_rate)),
+                    m.n.to_string(),
+                ]
+            })
+            .collect(),
+    };
+    let mut overview = vec![
+        Block::Paragraph(format!(
+            "Accuracy (%) with {:.0}% stratified bootstrap intervals ({} resamples, seed {}). \
+             Overall is the unweighted mean of the tasks, the paper's rule; INVALID replies \
+             count as wrong.",
+            comparison.bootstrap.level * 100.0,
+            comparison.bootstrap.resamples,
+            comparison.bootstrap.seed
+        )),
+        Block::Table(accuracy),
+        Block::Paragraph("All rows pooled; the hallucination (FAIL) class is positive.".into()),
+        Block::Table(metrics),
+    ];
+    overview.extend(charts.iter().map(|(_, caption, chart)| Block::Chart {
+        caption: caption.clone(),
+        svg: chart.svg.clone(),
+    }));
+    let mut sections = vec![Section {
+        heading: "Accuracy".to_string(),
+        blocks: overview,
+    }];
+    for pair in &comparison.pairs {
+        let mut header = vec![
+            "task".to_string(),
+            "difference (pp)".to_string(),
+            "interval".to_string(),
+        ];
+        header.push(format!("only {} right", pair.first));
+        header.push(format!("only {} right", pair.second));
+        header.extend(["McNemar p".to_string(), "Holm p".to_string()]);
+        let pp = |v: f64| format!("{:+.1}", v * 100.0);
+        let p = halubench_score::compare::p_value;
+        let mut rows: Vec<Vec<String>> = pair
+            .tasks
+            .iter()
+            .map(|t| {
+                vec![
+                    task_heading(&t.task).to_string(),
+                    pp(t.difference.estimate),
+                    format!("[{}, {}]", pp(t.difference.lower), pp(t.difference.upper)),
+                    t.mcnemar.first_only_correct.to_string(),
+                    t.mcnemar.second_only_correct.to_string(),
+                    p(t.mcnemar.p_value),
+                    p(t.p_holm),
+                ]
+            })
+            .collect();
+        let o = &pair.overall_macro;
+        rows.push(vec![
+            "Overall".to_string(),
+            pp(o.estimate),
+            format!("[{}, {}]", pp(o.lower), pp(o.upper)),
+            String::new(),
+            String::new(),
+            String::new(),
+            String::new(),
+        ]);
+        sections.push(Section {
+            heading: format!("{} against {}", pair.second, pair.first),
+            blocks: vec![
+                Block::Paragraph(format!(
+                    "Differences are {} minus {} in percentage points, with paired bootstrap \
+                     intervals. McNemar's exact test counts the examples one judge got right and \
+                     the other wrong; Holm adjusts its p-values over the tasks.",
+                    pair.second, pair.first
+                )),
+                Block::Table(Table { header, rows }),
+            ],
+        });
+    }
+    for (paper, judge) in papers.iter().zip(&comparison.judges) {
+        let mut header = vec![String::new()];
+        header.extend(paper.tasks.iter().map(|t| t.heading.clone()));
+        header.push("Overall".to_string());
+        let cell = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.1}"));
+        let mut paper_row = vec!["paper".to_string()];
+        paper_row.extend(paper.tasks.iter().map(|t| format!("{:.1}", t.paper_pct)));
+        paper_row.push(format!("{:.1}", paper.overall.paper_mean_of_cells_pct));
+        let mut run_row = vec![judge.name.clone()];
+        run_row.extend(paper.tasks.iter().map(|t| cell(t.run_pct)));
+        run_row.push(cell(paper.overall.run_pct));
+        let diff = |v: Option<f64>, ok: Option<bool>| match (v, ok) {
+            (Some(v), Some(false)) => format!("{v:+.1} (beyond tolerance)"),
+            (Some(v), _) => format!("{v:+.1}"),
+            (None, _) => "-".to_string(),
+        };
+        let mut diff_row = vec!["difference (pp)".to_string()];
+        diff_row.extend(
+            paper
+                .tasks
+                .iter()
+                .map(|t| diff(t.diff_pp, t.within_tolerance)),
+        );
+        diff_row.push(diff(paper.overall.diff_pp, paper.overall.within_tolerance));
+        let mut blocks = vec![Block::Table(Table {
+            header,
+            rows: vec![paper_row, run_row, diff_row],
+        })];
+        blocks.push(Block::Paragraph(format!(
+            "Tolerance: {} percentage points.",
+            paper.tolerance_pp
+        )));
+        blocks.extend(
+            paper
+                .notes
+                .iter()
+                .map(|n| Block::Paragraph(format!("Note: {n}."))),
+        );
+        sections.push(Section {
+            heading: format!("{} beside the paper's {}", judge.name, paper.model),
+            blocks,
+        });
+    }
+    sections.push(examples_section(runs, texts, options.max_examples));
+    Page {
+        title: title.to_string(),
+        notes: warnings.to_vec(),
+        sections,
+    }
+}
+
+/// One run: the examples its judge got wrong. Several: the examples where the judges
+/// disagree (some right, some wrong).
+fn examples_section(
+    runs: &[LoadedRun],
+    texts: Option<&HashMap<String, Example>>,
+    max_examples: usize,
+) -> Section {
+    let single = runs.len() == 1;
+    let by_id: Vec<HashMap<&str, &Judgement>> = runs
+        .iter()
+        .map(|r| r.judgements.iter().map(|j| (j.id.as_str(), j)).collect())
+        .collect();
+    let mut chosen: Vec<&Judgement> = runs[0]
+        .judgements
+        .iter()
+        .filter(|j| {
+            let correct: Vec<bool> = by_id
+                .iter()
+                .filter_map(|m| m.get(j.id.as_str()).map(|j| j.is_correct()))
+                .collect();
+            if single {
+                !j.is_correct()
+            } else {
+                correct.iter().any(|c| *c) && correct.iter().any(|c| !*c)
+            }
+        })
+        .collect();
+    chosen.sort_by(|a, b| {
+        halubench_core::task_order(&a.task)
+            .cmp(&halubench_core::task_order(&b.task))
+            .then_with(|| a.id.cmp(&b.id))
+    });
+    let total = chosen.len();
+    let cards: Vec<ExampleCard> = chosen
+        .into_iter()
+        .take(max_examples)
+        .map(|j| {
+            let example = texts.and_then(|t| t.get(&j.id));
+            ExampleCard {
+                id: j.id.clone(),
+                task: j.task.clone(),
+                label: j.label.to_string(),
+                question: example.map(|e| e.question.clone()),
+                answer: example.map(|e| e.answer.clone()),
+                passage: example.map(|e| e.passage.clone()),
+                replies: runs
+                    .iter()
+                    .zip(&by_id)
+                    .filter_map(|(run, m)| {
+                        let judged = m.get(j.id.as_str())?;
+                        Some(Reply {
+                            judge: run.name.clone(),
+                            verdict: judged.verdict.to_string(),
+                            correct: judged.is_correct(),
+                            text: match (&judged.error, judged.raw.is_empty()) {
+                                (Some(error), true) => format!("(no reply: {error})"),
+                                _ => judged.raw.clone(),
+                            },
+                        })
+                    })
+                    .collect(),
+            }
+        })
+        .collect();
+    let what = if single {
+        "examples the judge got wrong"
+    } else {
+        "examples where the judges disagree"
+    };
+    let mut blocks = vec![Block::Paragraph(if cards.len() < total {
+        format!(
+            "{total} {what}; the first {} are shown (raise --max-examples for more).",
+            cards.len()
+        )
+    } else {
+        format!("{total} {what}.")
+    })];
+    if texts.is_none() {
+        blocks.push(Block::Paragraph(
+            "Passages, questions and answers are not shown: the dataset could not be loaded."
+                .to_string(),
+        ));
+    }
+    blocks.push(Block::Examples(cards));
+    Section {
+        heading: if single {
+            "Wrong verdicts".to_string()
+        } else {
+            "Disagreements".to_string()
+        },
+        blocks,
+    }
+}

@@ -1,0 +1,170 @@
+//! `halubench compare`, `gate` and `export`.
+
+use std::io::Write as _;
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use halubench_data::{HubSettings, Registry};
+use halubench_score::compare::Entrant;
+use halubench_score::gate::{GateRule, gate as judge_gate};
+
+use crate::analysis::{self, ReportOptions};
+use crate::history;
+use crate::{CompareArgs, ExportArgs, GateArgs};
+
+pub fn compare(registry: &Registry, hub: &HubSettings, args: &CompareArgs) -> anyhow::Result<()> {
+    let runs = analysis::load_runs(&args.runs)?;
+    let warnings = analysis::check_comparable(&runs)?;
+    for warning in &warnings {
+        eprintln!("warning: {warning}");
+    }
+    let texts = match analysis::example_texts(registry, hub, &runs[0].manifest) {
+        Ok(texts) => Some(texts),
+        Err(warning) => {
+            eprintln!("warning: {warning}");
+            None
+        }
+    };
+    let history_path = args
+        .history
+        .clone()
+        .unwrap_or_else(|| args.reports_dir.join(history::HISTORY));
+    let history = read_history(&history_path, args.history.is_some())?;
+    let out = args.out.clone().unwrap_or_else(|| {
+        let stamp = chrono::Utc::now().format("%Y%m%d-%H%M%S");
+        args.reports_dir.join(format!("compare-{stamp}"))
+    });
+    let names: Vec<&str> = runs.iter().map(|r| r.name.as_str()).collect();
+    let markdown = analysis::write_comparison(
+        &out,
+        &format!(
+            "{} on {}",
+            names.join(" vs "),
+            runs[0].manifest.dataset.name
+        ),
+        &runs,
+        &warnings,
+        texts.as_ref(),
+        &ReportOptions {
+            bootstrap: args.stats.bootstrap(),
+            paper: args.paper.as_deref().map(|model| (model, args.tolerance)),
+            history: history.as_deref(),
+            max_examples: args.max_examples,
+        },
+    )?;
+    println!("{markdown}");
+    println!("report: {}", out.join("report.html").display());
+    Ok(())
+}
+
+/// The history at `path`; a missing file is an error only when the user named it.
+pub fn read_history(path: &Path, named: bool) -> anyhow::Result<Option<Vec<history::HistoryLine>>> {
+    if !named && !path.is_file() {
+        return Ok(None);
+    }
+    let (lines, warnings) = history::read(path)?;
+    for warning in warnings {
+        eprintln!("warning: {warning}");
+    }
+    Ok(Some(lines))
+}
+
+pub fn gate(args: &GateArgs) -> anyhow::Result<ExitCode> {
+    let runs = analysis::load_runs(&[args.baseline.clone(), args.candidate.clone()])?;
+    let warnings = analysis::check_comparable(&runs)?;
+    let rule = GateRule {
+        max_drop_pp: args.max_drop,
+        alpha: args.alpha,
+        bootstrap: args.stats.bootstrap(),
+    };
+    let [baseline, candidate] = [&runs[0], &runs[1]].map(|run| Entrant {
+        name: &run.manifest.run_id,
+        judgements: &run.judgements,
+    });
+    let outcome = judge_gate(&baseline, &candidate, &rule)?;
+    let mut markdown = outcome.to_markdown();
+    for warning in &warnings {
+        markdown.push_str(&format!("\n**Warning:** {warning}\n"));
+    }
+    println!("{markdown}");
+    if let Some(path) = &args.summary {
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .with_context(|| format!("cannot open --summary {}", path.display()))?;
+        file.write_all(format!("{markdown}\n").as_bytes())
+            .with_context(|| format!("cannot write --summary {}", path.display()))?;
+    }
+    Ok(if outcome.holds() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// lm-evaluation-harness writes one `samples_<task>_<time>.jsonl` per task, one line per
+/// document: `doc_id`, `doc`, `target`, `arguments`, `resps`, `filtered_resps` and a field per
+/// metric. The same shape here, so its readers (and Zeno-style viewers) open our runs.
+pub fn export(registry: &Registry, hub: &HubSettings, args: &ExportArgs) -> anyhow::Result<()> {
+    let run = analysis::load_run(&args.run)?;
+    let texts = analysis::example_texts(registry, hub, &run.manifest)
+        .map_err(|warning| eprintln!("warning: {warning}"))
+        .ok();
+    let out = args.out.clone().unwrap_or_else(|| args.run.join("lm-eval"));
+    std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
+    let mut by_task: std::collections::BTreeMap<&str, Vec<&halubench_core::Judgement>> =
+        Default::default();
+    for judgement in &run.judgements {
+        by_task.entry(&judgement.task).or_default().push(judgement);
+    }
+    let mut written = Vec::new();
+    for (task, judgements) in by_task {
+        let mut text = String::new();
+        for (doc_id, j) in judgements.iter().enumerate() {
+            let example = texts.as_ref().and_then(|t| t.get(&j.id));
+            let line = serde_json::json!({
+                "doc_id": doc_id,
+                "doc": {
+                    "id": j.id,
+                    "source_ds": j.task,
+                    "question": example.map(|e| &e.question),
+                    "passage": example.map(|e| &e.passage),
+                    "answer": example.map(|e| &e.answer),
+                    "label": j.label,
+                },
+                "target": j.label,
+                "arguments": [],
+                "resps": [[j.raw]],
+                "filtered_resps": [j.verdict],
+                "acc": if j.is_correct() { 1.0 } else { 0.0 },
+                "invalid": j.verdict == halubench_core::Verdict::Invalid,
+                "invalid_reason": j.invalid_reason,
+                "model": j.model,
+            });
+            text.push_str(&line.to_string());
+            text.push('\n');
+        }
+        let path = out.join(format!("samples_{}.jsonl", safe_file_name(task)));
+        crate::report::write_atomically(&path, &text)?;
+        written.push(path);
+    }
+    for path in &written {
+        println!("{}", path.display());
+    }
+    Ok(())
+}
+
+/// A task name as a file name: letters, digits, `-`, `_` and `.` kept, anything else `_`.
+fn safe_file_name(task: &str) -> String {
+    task.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
