@@ -208,7 +208,7 @@ fn load_safetensors(settings: &LocalSettings, device: &Device) -> Result<LoadedM
         };
         configured
             .or_else(|| {
-                let id = token_ids(config.get(&format!("{key}_id")))
+                let id = token_ids(config.get(format!("{key}_id")))
                     .first()
                     .copied()?;
                 codec.id_to_token(id)

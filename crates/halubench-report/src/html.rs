@@ -211,8 +211,9 @@ fn write_block(out: &mut String, block: &Block) {
             if cards.is_empty() {
                 out.push_str("<p class=\"muted\">No examples.</p>\n");
             }
-            for card in cards {
-                write_card(out, card);
+            // The first card starts open, so the list shows what a card holds.
+            for (i, card) in cards.iter().enumerate() {
+                write_card(out, card, i == 0);
             }
         }
     }
@@ -246,10 +247,11 @@ fn mark(correct: bool) -> &'static str {
     if correct { "\u{2713}" } else { "\u{2717}" }
 }
 
-fn write_card(out: &mut String, card: &ExampleCard) {
+fn write_card(out: &mut String, card: &ExampleCard, open: bool) {
     let _ = write!(
         out,
-        "<details><summary><code>{}</code> \u{b7} {} \u{b7} label <strong>{}</strong>",
+        "<details{}><summary><code>{}</code> \u{b7} {} \u{b7} label <strong>{}</strong>",
+        if open { " open" } else { "" },
         escape(&card.id),
         escape(&card.task),
         escape(&card.label),
@@ -447,7 +449,7 @@ mod tests {
             ],
         };
         let mut out = String::new();
-        write_card(&mut out, &card);
+        write_card(&mut out, &card, false);
         assert!(out.starts_with("<details><summary>"));
         let summary = &out[..out.find("</summary>").expect("summary")];
         for part in [

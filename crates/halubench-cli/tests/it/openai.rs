@@ -231,7 +231,9 @@ fn the_api_key_is_sent_but_never_written() {
     );
     let mut everything = format!("{}{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
     for entry in std::fs::read_dir(dir.path().join("r")).expect("dir") {
-        everything += &std::fs::read_to_string(entry.expect("entry").path()).expect("read");
+        // Charts are binary: read every file as bytes.
+        everything +=
+            &String::from_utf8_lossy(&std::fs::read(entry.expect("entry").path()).expect("read"));
     }
     assert!(!everything.contains("sk-test-SECRET"), "key leaked");
     assert!(
