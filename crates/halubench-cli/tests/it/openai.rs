@@ -478,3 +478,37 @@ fn a_spent_retry_budget_stops_the_run_instead_of_wedging() {
     );
     assert!(verdicts(&dir.path().join("r")).len() < 60);
 }
+
+/// Two different judges (a model behind an endpoint, the baseline) on the real sample rows,
+/// compared: both named, tested per task.
+#[test]
+fn compare_sets_an_endpoint_judge_beside_the_baseline() {
+    let server = fake_openai::serve(Arc::new(|_, _| Fault::None));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sample = crate::sample_path();
+    let out = openai_run(
+        dir.path(),
+        &server.base_url,
+        &["--dataset", &sample, "--out", "model"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let baseline = crate::halubench(dir.path(), &["run", "--dataset", &sample, "--out", "base"]);
+    assert!(baseline.status.success(), "{}", stderr(&baseline));
+    let compared = crate::halubench(dir.path(), &["compare", "base", "model", "--out", "cmp"]);
+    assert!(compared.status.success(), "{}", stderr(&compared));
+    let text = crate::stdout(&compared);
+    assert!(
+        text.contains("## openai lynx-test against baseline"),
+        "{text}"
+    );
+    let pubmed = text
+        .lines()
+        .find(|l| l.starts_with("| PubMedQA |"))
+        .expect("a PubMedQA row of the paired table");
+    // task, difference, interval, two counts, McNemar p, Holm p.
+    let cells: Vec<&str> = pubmed.split('|').map(str::trim).collect();
+    assert_eq!(cells.len(), 9, "{pubmed}");
+    let p: f64 = cells[6].parse().expect("a p-value");
+    let holm: f64 = cells[7].parse().expect("a Holm p-value");
+    assert!((0.0..=1.0).contains(&p) && holm >= p, "{pubmed}");
+}
