@@ -114,9 +114,10 @@ impl Engine {
         self.serve(queue);
         answers
             .into_iter()
-            .map(|answer| {
+            .map(|mut answer| {
+                // `serve` has answered every request by now (or dropped it, on a panic).
                 answer
-                    .blocking_recv()
+                    .try_recv()
                     .map_err(|_| LocalError::Request("the model thread sent no reply".into()))?
                     .map_err(LocalError::Request)
             })

@@ -94,6 +94,13 @@ pub fn load_runs(dirs: &[PathBuf]) -> anyhow::Result<Vec<LoadedRun>> {
         };
         runs[i].name = format!("{name} {suffix}");
     }
+    // Still alike (the same run twice, say): numbered.
+    for i in 1..runs.len() {
+        let twins = (0..i).filter(|&j| runs[j].name == runs[i].name).count();
+        if twins > 0 {
+            runs[i].name = format!("{} #{}", runs[i].name, twins + 1);
+        }
+    }
     Ok(runs)
 }
 
@@ -160,8 +167,8 @@ pub fn check_comparable(runs: &[LoadedRun]) -> anyhow::Result<Vec<String>> {
     Ok(warnings)
 }
 
-fn short(hash: Option<&str>) -> &str {
-    hash.map_or("none", |h| &h[..h.len().min(12)])
+fn short(hash: Option<&str>) -> String {
+    hash.map_or("none".to_string(), |h| h.chars().take(12).collect())
 }
 
 /// The examples of a run's dataset by id, when the dataset can still be loaded and is the
@@ -278,7 +285,7 @@ pub fn write_report(
         ));
     }
     if let Some(history) = options.history
-        && let Some(trend) = trend_chart(history, &runs[0].manifest.dataset.sha256)?
+        && let Some(trend) = trend_chart(history, &runs[0].manifest)?
     {
         charts.push((
             "trend".to_string(),
@@ -422,23 +429,24 @@ fn confusion_chart(
     })?)
 }
 
-/// Overall accuracy of each judge over the history's runs of the same dataset file; `None`
-/// when there is nothing to draw. A resumed run appears once, with its last line.
-fn trend_chart(history: &[HistoryLine], dataset_sha256: &str) -> anyhow::Result<Option<Chart>> {
+/// Overall accuracy of each judge over the history's runs of the same dataset file and
+/// selection as `manifest`; `None` when there is nothing to draw. A resumed run appears once,
+/// with its last line.
+fn trend_chart(history: &[HistoryLine], manifest: &RunManifest) -> anyhow::Result<Option<Chart>> {
     let mut latest: Vec<&HistoryLine> = Vec::new();
-    for line in history
-        .iter()
-        .filter(|l| l.dataset_sha256 == dataset_sha256)
-    {
-        latest.retain(|l| l.run_id != line.run_id);
+    let same_quantity = |l: &&HistoryLine| {
+        l.dataset_sha256 == manifest.dataset.sha256 && l.selection == manifest.selection
+    };
+    for line in history.iter().filter(same_quantity) {
+        latest.retain(|l| (&l.run_id, &l.started_at) != (&line.run_id, &line.started_at));
         latest.push(line);
     }
     if latest.is_empty() {
         return Ok(None);
     }
     latest.sort_by(|a, b| a.finished_at.cmp(&b.finished_at));
+    let mut labels: Vec<String> = Vec::new();
     let mut series: Vec<TrendSeries> = Vec::new();
-    let mut labels: HashMap<String, usize> = HashMap::new();
     for line in latest {
         // Minutes are enough to tell nightly runs apart; runs within one minute get (2), (3).
         let minute: String = line
@@ -447,12 +455,12 @@ fn trend_chart(history: &[HistoryLine], dataset_sha256: &str) -> anyhow::Result<
             .chars()
             .take(16)
             .collect();
-        let seen = labels.entry(minute.clone()).or_default();
-        *seen += 1;
-        let label = match *seen {
-            1 => minute,
-            n => format!("{minute} ({n})"),
+        let repeats = labels.iter().filter(|l| l.starts_with(&minute)).count();
+        let label = match repeats {
+            0 => minute,
+            n => format!("{minute} ({})", n + 1),
         };
+        labels.push(label.clone());
         let point = (label, line.overall_macro * 100.0);
         match series.iter_mut().find(|s| s.name == line.judge) {
             Some(s) => s.points.push(point),
@@ -465,6 +473,7 @@ fn trend_chart(history: &[HistoryLine], dataset_sha256: &str) -> anyhow::Result<
     Ok(Some(halubench_report::trend_lines(&Trend {
         title: "Overall accuracy by run".to_string(),
         y_label: "Overall accuracy (%)".to_string(),
+        labels,
         series,
     })?))
 }

@@ -4,7 +4,7 @@ use std::io::Write as _;
 use std::path::Path;
 use std::process::ExitCode;
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use halubench_data::{HubSettings, Registry};
 use halubench_score::compare::Entrant;
 use halubench_score::gate::{GateRule, gate as judge_gate};
@@ -71,8 +71,33 @@ pub fn read_history(path: &Path, named: bool) -> anyhow::Result<Option<Vec<histo
 }
 
 pub fn gate(args: &GateArgs) -> anyhow::Result<ExitCode> {
+    if !(args.max_drop.is_finite() && args.max_drop >= 0.0) {
+        bail!(
+            "--max-drop must be a non-negative number of points, not {}",
+            args.max_drop
+        );
+    }
+    if !(args.alpha > 0.0 && args.alpha < 1.0) {
+        bail!(
+            "--alpha must lie strictly between 0 and 1, not {}",
+            args.alpha
+        );
+    }
     let runs = analysis::load_runs(&[args.baseline.clone(), args.candidate.clone()])?;
     let warnings = analysis::check_comparable(&runs)?;
+    // A call that got no reply is recorded as INVALID, which is right for accuracy but
+    // would make an outage look like a regression.
+    for run in &runs {
+        let failed = run.judgements.iter().filter(|j| j.error.is_some()).count();
+        if failed > 0 {
+            bail!(
+                "{}: {failed} examples got no reply from the judge; finish the run with \
+                 `halubench run --resume {}` (same flags) before gating",
+                run.dir.display(),
+                run.dir.display()
+            );
+        }
+    }
     let rule = GateRule {
         max_drop_pp: args.max_drop,
         alpha: args.alpha,
@@ -119,8 +144,10 @@ pub fn export(registry: &Registry, hub: &HubSettings, args: &ExportArgs) -> anyh
     for judgement in &run.judgements {
         by_task.entry(&judgement.task).or_default().push(judgement);
     }
-    let mut written = Vec::new();
-    for (task, judgements) in by_task {
+    let mut written: Vec<std::path::PathBuf> = Vec::new();
+    for (task, mut judgements) in by_task {
+        // By id, not journal order (which is completion order), so doc_id is stable.
+        judgements.sort_by(|a, b| a.id.cmp(&b.id));
         let mut text = String::new();
         for (doc_id, j) in judgements.iter().enumerate() {
             let example = texts.as_ref().and_then(|t| t.get(&j.id));
@@ -146,7 +173,13 @@ pub fn export(registry: &Registry, hub: &HubSettings, args: &ExportArgs) -> anyh
             text.push_str(&line.to_string());
             text.push('\n');
         }
-        let path = out.join(format!("samples_{}.jsonl", safe_file_name(task)));
+        let mut path = out.join(format!("samples_{}.jsonl", safe_file_name(task)));
+        // Two task names that differ only in characters a file name cannot hold.
+        let mut n = 2;
+        while written.contains(&path) {
+            path = out.join(format!("samples_{}_{n}.jsonl", safe_file_name(task)));
+            n += 1;
+        }
         crate::report::write_atomically(&path, &text)?;
         written.push(path);
     }

@@ -8,7 +8,7 @@ use std::io::Write as _;
 use std::path::Path;
 
 use anyhow::Context;
-use halubench_core::RunManifest;
+use halubench_core::{RunManifest, Selection};
 use halubench_score::Summary;
 use serde::{Deserialize, Serialize};
 
@@ -16,12 +16,17 @@ pub const HISTORY: &str = "history.jsonl";
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HistoryLine {
+    /// A run directory's name; nightly jobs often reuse one, so `started_at` tells the runs
+    /// apart (a resumed run keeps it).
     pub run_id: String,
+    pub started_at: String,
     pub finished_at: String,
     /// The judge as compare and the charts name it.
     pub judge: String,
     pub dataset: String,
     pub dataset_sha256: String,
+    /// Runs of other tasks, limits or seeds are other quantities, not points of one trend.
+    pub selection: Selection,
     pub examples: usize,
     /// Fractions 0–1.
     pub overall_macro: f64,
@@ -35,6 +40,7 @@ impl HistoryLine {
     pub fn new(manifest: &RunManifest, judge: String, summary: &Summary) -> HistoryLine {
         HistoryLine {
             run_id: manifest.run_id.clone(),
+            started_at: manifest.started_at.clone(),
             finished_at: manifest
                 .finished_at
                 .clone()
@@ -42,6 +48,7 @@ impl HistoryLine {
             judge,
             dataset: manifest.dataset.name.clone(),
             dataset_sha256: manifest.dataset.sha256.clone(),
+            selection: manifest.selection.clone(),
             examples: summary.n,
             overall_macro: summary.overall_macro,
             overall_micro: summary.overall_micro,

@@ -161,16 +161,23 @@ pub fn run(registry: &Registry, hub: &HubSettings, args: &RunArgs) -> anyhow::Re
     let mut summary = Summary::from_judgements(&runner::latest_per_id(all));
     summary.cost_usd = price.map(|p| p.cost(summary.tokens));
     let markdown = report::write_summaries(&dir, &manifest, &summary)?;
-    let history_path = args.history.clone().or_else(|| {
-        (dir.parent() == Some(args.reports_dir.as_path()))
-            .then(|| args.reports_dir.join(history::HISTORY))
-    });
-    // Only a whole run is a point of the trend; a stopped one is resumed first.
+    let in_reports_dir = match (dir.parent(), std::fs::canonicalize(&args.reports_dir)) {
+        (Some(parent), Ok(reports)) => std::fs::canonicalize(parent).is_ok_and(|p| p == reports),
+        _ => false,
+    };
+    let history_path = args
+        .history
+        .clone()
+        .or_else(|| in_reports_dir.then(|| args.reports_dir.join(history::HISTORY)));
+    // Only a whole run is a point of the trend; a stopped one is resumed first. The results
+    // are safe in the journal already, so a history that cannot be written is a warning.
     if let Some(path) = &history_path
         && summary.n >= manifest.selection.examples
     {
         let line = HistoryLine::new(&manifest, analysis::judge_name(&manifest), &summary);
-        history::append(path, &line)?;
+        if let Err(e) = history::append(path, &line) {
+            eprintln!("warning: the run is not in the history: {e:#}");
+        }
     }
     analysis::report_run(registry, hub, &dir, history_path.as_deref());
     println!("{markdown}");

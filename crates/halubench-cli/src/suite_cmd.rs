@@ -1,8 +1,8 @@
 //! `halubench suite run FILE`: several judges over one dataset, then their comparison.
 //!
 //! A suite file is TOML. Top-level keys are `halubench run` flags shared by every judge;
-//! each `[[judge]]` table has a `name` (its run directory) and the flags of that judge. Keys
-//! are flag names without the dashes, so the file takes exactly what the command line takes,
+//! each `[[judge]]` table has a `name` (its run directory) and the flags of that judge, which
+//! replace shared ones of the same name. Keys are flag names without the dashes, so the file takes exactly what the command line takes,
 //! with the same defaults, checks and error messages:
 //!
 //! ```toml
@@ -135,7 +135,8 @@ fn read_suite(file: &Path) -> anyhow::Result<Vec<Judge>> {
             file.display()
         ),
     };
-    let shared = flags(file, "the top level", &table)?;
+    // Checked once here, so that a bad shared key is reported as such.
+    flags(file, "the top level", &table)?;
     let mut judges: Vec<Judge> = Vec::new();
     for (i, entry) in entries.into_iter().enumerate() {
         let where_ = format!("judge #{}", i + 1);
@@ -154,9 +155,11 @@ fn read_suite(file: &Path) -> anyhow::Result<Vec<Judge>> {
         if judges.iter().any(|j| j.name == name) {
             bail!("{}: two judges are named `{name}`", file.display());
         }
-        let argv = std::iter::once("halubench run".to_string())
-            .chain(shared.iter().cloned())
-            .chain(flags(file, &where_, &entry)?);
+        // A judge's own keys replace the shared ones (`json-mode = false`, another `limit`).
+        let mut merged = table.clone();
+        merged.extend(entry);
+        let argv =
+            std::iter::once("halubench run".to_string()).chain(flags(file, &where_, &merged)?);
         let parsed = SuiteEntry::try_parse_from(argv).map_err(|e| {
             anyhow::anyhow!(
                 "{}: judge `{name}`: {}",

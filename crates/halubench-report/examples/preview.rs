@@ -69,6 +69,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         counts: vec![vec![412, 61, 7], vec![88, 395, 12]],
     })?;
     let trend = trend_lines(&Trend {
+        labels: Vec::new(),
         title: "Accuracy over runs".into(),
         y_label: "accuracy (%)".into(),
         series: vec![

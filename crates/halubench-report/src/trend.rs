@@ -26,12 +26,15 @@ pub struct Trend {
     pub title: String,
     /// The y axis name, e.g. `"accuracy (%)"`.
     pub y_label: String,
+    /// The x axis in order (times, say). Empty: the union of the series' labels in
+    /// first-seen order. Every point's label must be one of them.
+    pub labels: Vec<String>,
     /// One per line.
     pub series: Vec<TrendSeries>,
 }
 
-/// Lines with markers over categorical x labels: the union of all series' labels in first-seen
-/// order. The y axis runs 0–100, widened if a value lies outside.
+/// Lines with markers over categorical x labels: `labels`, or the union of all series'
+/// labels in first-seen order. The y axis runs 0–100, widened if a value lies outside.
 ///
 /// # Errors
 /// [`ReportError::Empty`] without series or without any point, [`ReportError::BadValue`] for a
@@ -41,7 +44,7 @@ pub fn trend_lines(trend: &Trend) -> Result<Chart, ReportError> {
     chart::render(&TrendFigure::layout(trend, xs)?)
 }
 
-/// Checks `trend` and returns the x labels in first-seen order.
+/// Checks `trend` and returns the x labels in order.
 fn validate(trend: &Trend) -> Result<Vec<&str>, ReportError> {
     if trend.series.is_empty() {
         return Err(ReportError::Empty {
@@ -49,7 +52,8 @@ fn validate(trend: &Trend) -> Result<Vec<&str>, ReportError> {
             what: "series",
         });
     }
-    let mut xs: Vec<&str> = Vec::new();
+    let mut xs: Vec<&str> = trend.labels.iter().map(String::as_str).collect();
+    let given = !xs.is_empty();
     for series in &trend.series {
         for (index, (label, value)) in series.points.iter().enumerate() {
             let bad = |problem: String| ReportError::BadValue {
@@ -66,6 +70,9 @@ fn validate(trend: &Trend) -> Result<Vec<&str>, ReportError> {
                 return Err(bad("the x label appears twice in this series".into()));
             }
             if !xs.contains(&label.as_str()) {
+                if given {
+                    return Err(bad("the x label is not among the chart's labels".into()));
+                }
                 xs.push(label);
             }
         }
@@ -242,6 +249,7 @@ mod tests {
 
     fn sample() -> Trend {
         Trend {
+            labels: Vec::new(),
             title: "Accuracy over runs".into(),
             y_label: "accuracy (%)".into(),
             series: vec![
@@ -288,8 +296,33 @@ mod tests {
     }
 
     #[test]
+    fn given_labels_fix_the_order_and_points_must_use_them() {
+        let input = Trend {
+            labels: vec!["d1".into(), "d2".into(), "d3".into()],
+            series: vec![
+                series("a", &[("d1", 1.0), ("d3", 3.0)]),
+                series("b", &[("d2", 2.0), ("d3", 4.0)]),
+            ],
+            ..sample()
+        };
+        assert_eq!(validate(&input).expect("valid"), ["d1", "d2", "d3"]);
+        let figure = TrendFigure::layout(&input, validate(&input).expect("valid")).expect("layout");
+        assert_eq!(figure.points[0], [(0, 1.0), (2, 3.0)]);
+        let stray = Trend {
+            labels: vec!["d1".into()],
+            series: vec![series("a", &[("d1", 1.0), ("d9", 3.0)])],
+            ..sample()
+        };
+        assert!(matches!(
+            validate(&stray),
+            Err(ReportError::BadValue { index: 1, .. })
+        ));
+    }
+
+    #[test]
     fn x_labels_are_the_union_in_first_seen_order() {
         let input = Trend {
+            labels: Vec::new(),
             series: vec![
                 series("a", &[("d1", 1.0), ("d3", 3.0)]),
                 series("b", &[("d2", 2.0), ("d3", 4.0)]),
@@ -305,6 +338,7 @@ mod tests {
     #[test]
     fn values_outside_0_to_100_widen_the_axis() {
         let input = Trend {
+            labels: Vec::new(),
             series: vec![series("delta", &[("a", -12.0), ("b", 130.0)])],
             ..sample()
         };
@@ -319,6 +353,7 @@ mod tests {
             .map(|i| (format!("2026-01-{i:02}T00:00"), f64::from(i)))
             .collect();
         let input = Trend {
+            labels: Vec::new(),
             series: vec![TrendSeries {
                 name: "x".into(),
                 points,
@@ -355,6 +390,7 @@ mod tests {
     #[test]
     fn no_points_is_empty() {
         let input = Trend {
+            labels: Vec::new(),
             series: vec![series("a", &[])],
             ..sample()
         };
@@ -363,6 +399,7 @@ mod tests {
             Err(ReportError::Empty { what: "points", .. })
         ));
         let input = Trend {
+            labels: Vec::new(),
             series: vec![],
             ..sample()
         };

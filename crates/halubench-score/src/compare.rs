@@ -99,7 +99,14 @@ pub fn paired(
     config: &BootstrapConfig,
 ) -> Result<PairedComparison, ScoreError> {
     // `paired_bootstrap` gives first − second; the tables read better as second − first.
-    let intervals = paired_bootstrap(second.judgements, first.judgements, config)?;
+    // Negating every resample negates and swaps the percentile bounds (up to rounding).
+    // `0.0 - x`, not `-x`: no difference prints as +0.0, not -0.0.
+    let flip = |i: Interval| Interval {
+        estimate: 0.0 - i.estimate,
+        lower: 0.0 - i.upper,
+        upper: 0.0 - i.lower,
+    };
+    let intervals = paired_bootstrap(first.judgements, second.judgements, config)?;
     let (first_tasks, second_tasks) = (by_task(first.judgements), by_task(second.judgements));
     let mut tests = Vec::new();
     for (task, firsts) in &first_tasks {
@@ -116,6 +123,7 @@ pub fn paired(
                 .tasks
                 .get(&task)
                 .copied()
+                .map(flip)
                 .ok_or(ScoreError::Empty)?;
             Ok(PairedTask {
                 task,
@@ -130,7 +138,7 @@ pub fn paired(
         first: first.name.to_string(),
         second: second.name.to_string(),
         tasks,
-        overall_macro: intervals.overall_macro,
+        overall_macro: flip(intervals.overall_macro),
     })
 }
 
@@ -150,7 +158,7 @@ fn pp(v: f64) -> String {
     format!("{:+.1}", v * 100.0)
 }
 
-/// A p-value to three significant figures, small ones in scientific notation.
+/// A p-value to three decimals, those below 0.001 in scientific notation.
 pub fn p_value(p: f64) -> String {
     if p >= 0.001 {
         format!("{p:.3}")

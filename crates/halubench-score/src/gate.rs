@@ -148,7 +148,7 @@ impl GateOutcome {
         let _ = writeln!(
             out,
             "\nA task regresses when it falls by more than {} pp and McNemar's exact test, \
-             Holm-adjusted over the tasks, gives p < {}. Overall regresses when it falls by more \
+             Holm-adjusted over the tasks, gives p ≤ {}. Overall regresses when it falls by more \
              than {} pp and its {:.0}% paired bootstrap interval is below zero.",
             self.rule.max_drop_pp,
             self.rule.alpha,
@@ -189,7 +189,7 @@ pub fn gate(
             candidate: accuracy(candidate.judgements, &t.task),
             difference: t.difference,
             p_holm: t.p_holm,
-            regressed: too_far(t.difference.estimate) && t.p_holm < rule.alpha,
+            regressed: too_far(t.difference.estimate) && t.p_holm <= rule.alpha,
         })
         .collect();
     let overall = |pick: fn(&GateTask) -> f64| {
@@ -313,6 +313,18 @@ mod tests {
         let outcome = run_gate(&few, &dropped);
         let a = outcome.tasks.iter().find(|t| t.task == "a").expect("a");
         assert!(a.difference.estimate < -0.14 && !a.regressed, "{a:?}");
+    }
+
+    #[test]
+    fn a_significant_drop_below_the_limit_holds() {
+        // 0.4 points of 10,000 rows: 40 discordant pairs, p = 2^-39, but under 2 points.
+        let baseline = perfect(10_000);
+        let mut candidate = baseline.clone();
+        spoil(&mut candidate, "a", 40);
+        let outcome = run_gate(&baseline, &candidate);
+        let a = outcome.tasks.iter().find(|t| t.task == "a").expect("a");
+        assert!(a.p_holm < 1e-9 && !a.regressed, "{a:?}");
+        assert!(outcome.holds());
     }
 
     #[test]

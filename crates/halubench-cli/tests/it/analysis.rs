@@ -164,6 +164,24 @@ fn gate_exits_0_when_unchanged_1_on_a_planted_drop_2_on_an_error() {
     let summary = read(&dir.path().join("summary.md"));
     assert!(summary.contains("## Gate holds") && summary.contains("## REGRESSION"));
 
+    // A call that got no reply is not a wrong verdict: an outage is an error, not a drop.
+    copy_run(&dir.path().join("nightly-1"), &dir.path().join("outage"));
+    let journal = dir.path().join("outage/judgements.jsonl");
+    let text = read(&journal);
+    let mut lines: Vec<String> = text.lines().map(String::from).collect();
+    let mut first: serde_json::Value = serde_json::from_str(&lines[0]).expect("judgement");
+    first["verdict"] = serde_json::json!("INVALID");
+    first["error"] = serde_json::json!("HTTP 503 after 6 attempts");
+    lines[0] = first.to_string();
+    std::fs::write(&journal, lines.join("\n") + "\n").expect("write");
+    let outage = gate("outage");
+    assert_eq!(outage.status.code(), Some(2));
+    assert!(
+        stderr(&outage).contains("got no reply"),
+        "{}",
+        stderr(&outage)
+    );
+
     let missing = gate("no-such-run");
     assert_eq!(missing.status.code(), Some(2));
     assert!(
@@ -183,8 +201,8 @@ fn gate_exits_0_when_unchanged_1_on_a_planted_drop_2_on_an_error() {
 fn suite_runs_each_judge_then_compares_and_resumes() {
     let dir = tempfile::tempdir().expect("tempdir");
     let suite = format!(
-        "dataset = {:?}\ntasks = [\"DROP\", \"covidQA\"]\n\n\
-         [[judge]]\nname = \"strict\"\njudge = \"baseline\"\nthreshold = 0.8\n\n\
+        "dataset = {:?}\ntasks = [\"DROP\", \"covidQA\"]\nthreshold = 0.8\n\n\
+         [[judge]]\nname = \"strict\"\njudge = \"baseline\"\n\n\
          [[judge]]\nname = \"loose\"\nthreshold = 0.5\n",
         sample_path()
     );
@@ -192,8 +210,11 @@ fn suite_runs_each_judge_then_compares_and_resumes() {
     let out = halubench(dir.path(), &["suite", "run", "suite.toml", "--out", "s"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let compare = read(&dir.path().join("s/comparison/compare.md"));
+    // The shared threshold, and the judge's own one replacing it.
     assert!(
-        compare.contains("baseline threshold=0.8") && compare.contains("| DROP |"),
+        compare.contains("baseline threshold=0.8")
+            && compare.contains("baseline threshold=0.5")
+            && compare.contains("| DROP |"),
         "{compare}"
     );
     assert!(

@@ -34,6 +34,7 @@ fn charts() -> Vec<(String, String)> {
     })
     .expect("heatmap");
     let trend = trend_lines(&Trend {
+        labels: Vec::new(),
         title: EVIL.into(),
         y_label: EVIL.into(),
         series: vec![TrendSeries {
