@@ -233,7 +233,10 @@ impl OpenAiJudge {
             .and_then(|c| c.message.content)
         else {
             return Err(JudgeError::Unavailable {
-                reason: format!("response from {url} has no choices or no message content"),
+                reason: format!(
+                    "response from {} has no choices or no message content",
+                    redact_url(&url)
+                ),
                 retry_after: None,
             });
         };
@@ -256,7 +259,14 @@ impl Judge for OpenAiJudge {
     fn info(&self) -> JudgeInfo {
         let s = &self.settings;
         let mut settings = BTreeMap::from([
-            ("base_urls".to_string(), s.base_urls.join(" ")),
+            (
+                "base_urls".to_string(),
+                s.base_urls
+                    .iter()
+                    .map(|u| redact_url(u))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            ),
             ("model".to_string(), s.model.clone()),
             ("temperature".to_string(), s.temperature.to_string()),
             ("max_tokens".to_string(), s.max_tokens.to_string()),
@@ -288,12 +298,15 @@ impl Judge for OpenAiJudge {
                 let status = response.status().as_u16();
                 if status == 401 || status == 403 {
                     return Err(JudgeError::Rejected {
-                        reason: format!("HTTP {status} from {url}: check the API key"),
+                        reason: format!(
+                            "HTTP {status} from {}: check the API key",
+                            redact_url(&url)
+                        ),
                     });
                 }
                 if status >= 500 {
                     return Err(JudgeError::Unavailable {
-                        reason: format!("HTTP {status} from {url}"),
+                        reason: format!("HTTP {status} from {}", redact_url(&url)),
                         retry_after: None,
                     });
                 }
@@ -330,6 +343,45 @@ impl Judge for OpenAiJudge {
     }
 }
 
+/// A base URL as it may be recorded: credentials in it (`https://user:key@host/v1`, a
+/// `?api-key=` query) become `***`, since run.toml and reports are shared.
+fn redact_url(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let (rest, query) = match rest.split_once('?') {
+        Some((before, _)) => (before, "?***"),
+        None => (rest, ""),
+    };
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let host = match authority.rsplit_once('@') {
+        Some((_, host)) => format!("***@{host}"),
+        None => authority.to_string(),
+    };
+    let scheme = if scheme.is_empty() {
+        String::new()
+    } else {
+        format!("{scheme}://")
+    };
+    format!("{scheme}{host}{path}{query}")
+}
+
+#[cfg(test)]
+mod redact_tests {
+    use super::redact_url;
+
+    #[test]
+    fn credentials_in_a_base_url_are_not_recorded() {
+        assert_eq!(redact_url("http://gpu1:8000/v1"), "http://gpu1:8000/v1");
+        assert_eq!(
+            redact_url("https://me:sk-123@proxy.example/v1"),
+            "https://***@proxy.example/v1"
+        );
+        assert_eq!(
+            redact_url("https://proxy.example/v1?api-key=sk-123"),
+            "https://proxy.example/v1?***"
+        );
+    }
+}
+
 fn transport_error(url: &str, error: &reqwest::Error) -> JudgeError {
     let kind = if error.is_timeout() {
         "timed out"
@@ -338,9 +390,14 @@ fn transport_error(url: &str, error: &reqwest::Error) -> JudgeError {
     } else {
         "request failed"
     };
-    // reqwest's messages name the URL but never the headers, so no key can leak here.
+    // reqwest's messages name the URL but never the headers; the URL is redacted like the
+    // recorded one, so a key inside it cannot reach a journal either.
+    let shown = redact_url(url);
     JudgeError::Unavailable {
-        reason: format!("{kind}: {url}: {error}"),
+        reason: format!(
+            "{kind}: {shown}: {}",
+            error.to_string().replace(url, &shown)
+        ),
         retry_after: None,
     }
 }

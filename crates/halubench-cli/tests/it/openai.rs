@@ -517,3 +517,34 @@ fn compare_sets_an_endpoint_judge_beside_the_baseline() {
     let p: f64 = cells[6].parse().expect("a p-value");
     assert!((0.0..=1.0).contains(&p), "{pubmed}");
 }
+
+/// A key inside the base URL (`https://user:key@proxy/v1`) is sent, and recorded nowhere.
+#[test]
+fn credentials_inside_a_base_url_are_never_written() {
+    let server = fake_openai::serve(Arc::new(|_, _| Fault::None));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = server
+        .base_url
+        .replace("http://", "http://me:sk-url-SECRET@");
+    let out = openai_run(dir.path(), &url, &["--out", "r", "--limit", "2"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mut everything = format!("{}{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
+    for entry in std::fs::read_dir(dir.path().join("r")).expect("dir") {
+        everything +=
+            &String::from_utf8_lossy(&std::fs::read(entry.expect("entry").path()).expect("read"));
+    }
+    assert!(
+        !everything.contains("sk-url-SECRET"),
+        "key in the URL leaked"
+    );
+    let manifest = std::fs::read_to_string(dir.path().join("r/run.toml")).expect("manifest");
+    assert!(manifest.contains("http://***@127.0.0.1"), "{manifest}");
+
+    // Unreachable: the error names the URL, redacted.
+    let closed = "http://me:sk-url-SECRET@127.0.0.1:9/v1";
+    let failed = openai_run(dir.path(), closed, &["--out", "r2", "--limit", "1"]);
+    assert!(!failed.status.success());
+    let message = stderr(&failed);
+    assert!(message.contains("***@127.0.0.1:9"), "{message}");
+    assert!(!message.contains("sk-url-SECRET"), "{message}");
+}
