@@ -490,29 +490,11 @@ fn page(
     options: &ReportOptions<'_>,
 ) -> Page {
     let pct = |v: f64| format!("{:.1}", v * 100.0);
-    let tasks = comparison.tasks();
-    let mut header = vec!["judge".to_string()];
-    header.extend(tasks.iter().map(|t| task_heading(t).to_string()));
-    header.extend(["Overall".to_string(), "all rows".to_string()]);
-    let accuracy = Table {
-        header,
-        rows: comparison
-            .judges
-            .iter()
-            .map(|j| {
-                let cell = |i: Option<&halubench_score::bootstrap::Interval>| {
-                    i.map_or("-".to_string(), |i| {
-                        format!("{} [{}, {}]", pct(i.estimate), pct(i.lower), pct(i.upper))
-                    })
-                };
-                let mut row = vec![j.name.clone()];
-                row.extend(tasks.iter().map(|t| cell(j.intervals.tasks.get(t))));
-                row.push(cell(Some(&j.intervals.overall_macro)));
-                row.push(pct(j.metrics.all_rows.accuracy));
-                row
-            })
-            .collect(),
+    let html_table = |t: halubench_score::compare::Table| Table {
+        header: t.header,
+        rows: t.rows,
     };
+    let accuracy = html_table(comparison.accuracy_table());
     let metrics = Table {
         header: [
             "judge",
@@ -571,95 +553,21 @@ fn page(
         blocks: overview,
     }];
     for pair in &comparison.pairs {
-        let mut header = vec![
-            "task".to_string(),
-            "difference (pp)".to_string(),
-            "interval".to_string(),
-        ];
-        header.push(format!("only {} right", pair.first));
-        header.push(format!("only {} right", pair.second));
-        header.extend(["McNemar p".to_string(), "Holm p".to_string()]);
-        let pp = |v: f64| format!("{:+.1}", v * 100.0);
-        let p = halubench_score::compare::p_value;
-        let mut rows: Vec<Vec<String>> = pair
-            .tasks
-            .iter()
-            .map(|t| {
-                vec![
-                    task_heading(&t.task).to_string(),
-                    pp(t.difference.estimate),
-                    format!("[{}, {}]", pp(t.difference.lower), pp(t.difference.upper)),
-                    t.mcnemar.first_only_correct.to_string(),
-                    t.mcnemar.second_only_correct.to_string(),
-                    p(t.mcnemar.p_value),
-                    p(t.p_holm),
-                ]
-            })
-            .collect();
-        let o = &pair.overall_macro;
-        rows.push(vec![
-            "Overall".to_string(),
-            pp(o.estimate),
-            format!("[{}, {}]", pp(o.lower), pp(o.upper)),
-            String::new(),
-            String::new(),
-            String::new(),
-            String::new(),
-        ]);
         sections.push(Section {
             heading: format!("{} against {}", pair.second, pair.first),
             blocks: vec![
-                Block::Paragraph(format!(
-                    "Differences are {} minus {} in percentage points, with paired bootstrap \
-                     intervals. McNemar's exact test counts the examples one judge got right and \
-                     the other wrong; Holm adjusts its p-values over the tasks.",
-                    pair.second, pair.first
-                )),
-                Block::Table(Table { header, rows }),
+                Block::Paragraph(pair.explanation()),
+                Block::Table(html_table(pair.table())),
             ],
         });
     }
     for (paper, judge) in papers.iter().zip(&comparison.judges) {
-        let mut header = vec![String::new()];
-        header.extend(paper.tasks.iter().map(|t| t.heading.clone()));
-        header.push("Overall".to_string());
-        let cell = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.1}"));
-        let mut paper_row = vec!["paper".to_string()];
-        paper_row.extend(paper.tasks.iter().map(|t| format!("{:.1}", t.paper_pct)));
-        paper_row.push(format!("{:.1}", paper.overall.paper_mean_of_cells_pct));
-        let mut run_row = vec![judge.name.clone()];
-        run_row.extend(paper.tasks.iter().map(|t| cell(t.run_pct)));
-        run_row.push(cell(paper.overall.run_pct));
-        let diff = |v: Option<f64>, ok: Option<bool>| match (v, ok) {
-            (Some(v), Some(false)) => format!("{v:+.1} (beyond tolerance)"),
-            (Some(v), _) => format!("{v:+.1}"),
-            (None, _) => "-".to_string(),
-        };
-        let mut diff_row = vec!["difference (pp)".to_string()];
-        diff_row.extend(
-            paper
-                .tasks
-                .iter()
-                .map(|t| diff(t.diff_pp, t.within_tolerance)),
-        );
-        diff_row.push(diff(paper.overall.diff_pp, paper.overall.within_tolerance));
-        let mut blocks = vec![Block::Table(Table {
-            header,
-            rows: vec![paper_row, run_row, diff_row],
-        })];
-        blocks.push(Block::Paragraph(format!(
-            "Tolerance: {} percentage points.",
-            paper.tolerance_pp
-        )));
-        blocks.extend(
-            paper
-                .notes
-                .iter()
-                .map(|n| Block::Paragraph(format!("Note: {n}."))),
-        );
         sections.push(Section {
             heading: format!("{} beside the paper's {}", judge.name, paper.model),
-            blocks,
+            blocks: vec![
+                Block::Table(html_table(paper.table(&judge.name))),
+                Block::Paragraph(paper.explanation()),
+            ],
         });
     }
     sections.push(examples_section(runs, texts, options.max_examples));

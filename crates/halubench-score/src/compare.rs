@@ -55,6 +55,80 @@ pub struct PairedComparison {
     pub overall_macro: Interval,
 }
 
+impl PairedComparison {
+    /// Per task and Overall: difference in points, its interval, the discordant counts,
+    /// McNemar's p and Holm's.
+    pub fn table(&self) -> Table {
+        let header = vec![
+            "task".to_string(),
+            "difference (pp)".to_string(),
+            "interval".to_string(),
+            format!("only {} right", self.first),
+            format!("only {} right", self.second),
+            "McNemar p".to_string(),
+            "Holm p".to_string(),
+        ];
+        let interval = |i: &Interval| format!("[{}, {}]", pp(i.lower), pp(i.upper));
+        let mut rows: Vec<Vec<String>> = self
+            .tasks
+            .iter()
+            .map(|t| {
+                vec![
+                    task_heading(&t.task).to_string(),
+                    pp(t.difference.estimate),
+                    interval(&t.difference),
+                    t.mcnemar.first_only_correct.to_string(),
+                    t.mcnemar.second_only_correct.to_string(),
+                    p_value(t.mcnemar.p_value),
+                    p_value(t.p_holm),
+                ]
+            })
+            .collect();
+        let o = &self.overall_macro;
+        let mut overall = vec!["Overall".to_string(), pp(o.estimate), interval(o)];
+        overall.resize(7, String::new());
+        rows.push(overall);
+        Table { header, rows }
+    }
+
+    pub fn explanation(&self) -> String {
+        format!(
+            "Differences are {} minus {}, in percentage points, with paired bootstrap intervals. \
+             McNemar: exact two-sided test on the examples one judge got right and the other \
+             wrong; Holm: its p-values adjusted over the {} tasks of this pair.",
+            self.second,
+            self.first,
+            self.tasks.len()
+        )
+    }
+}
+
+/// A table as cells, rendered as markdown here and as HTML by the report.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Table {
+    pub header: Vec<String>,
+    pub rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    /// The first column left-aligned, the others right; `|` in a cell escaped.
+    pub fn to_markdown(&self) -> String {
+        let line = |cells: &[String]| {
+            let cells: Vec<String> = cells.iter().map(|c| c.replace('|', "\\|")).collect();
+            format!("| {} |\n", cells.join(" | "))
+        };
+        let mut out = line(&self.header);
+        let align: Vec<&str> = (0..self.header.len())
+            .map(|i| if i == 0 { "---" } else { "---:" })
+            .collect();
+        out.push_str(&format!("|{}|\n", align.join("|")));
+        for row in &self.rows {
+            out.push_str(&line(row));
+        }
+        out
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Comparison {
     pub judges: Vec<JudgeScores>,
@@ -180,79 +254,48 @@ impl Comparison {
         tasks
     }
 
-    /// The accuracy table (judges as rows, tasks as columns, `value [lower, upper]`) and, per
-    /// pair, the tests.
-    pub fn to_markdown(&self) -> String {
+    /// Judges as rows, tasks then Overall (macro) and all rows (micro) as columns, each cell
+    /// `value [lower, upper]` in percent.
+    pub fn accuracy_table(&self) -> Table {
         let tasks = self.tasks();
+        let mut header = vec!["judge".to_string()];
+        header.extend(tasks.iter().map(|t| task_heading(t).to_string()));
+        header.extend(["Overall".to_string(), "all rows".to_string()]);
+        let cell = |i: Option<&Interval>| {
+            i.map_or("-".to_string(), |i| {
+                format!("{} [{}, {}]", pct(i.estimate), pct(i.lower), pct(i.upper))
+            })
+        };
+        let rows = self
+            .judges
+            .iter()
+            .map(|judge| {
+                let mut row = vec![judge.name.clone()];
+                row.extend(tasks.iter().map(|t| cell(judge.intervals.tasks.get(t))));
+                row.push(cell(Some(&judge.intervals.overall_macro)));
+                row.push(pct(judge.metrics.all_rows.accuracy));
+                row
+            })
+            .collect();
+        Table { header, rows }
+    }
+
+    /// The accuracy table and, per pair, the tests, with what they mean.
+    pub fn to_markdown(&self) -> String {
         let level = self.bootstrap.level * 100.0;
         let mut out = String::new();
         let _ = writeln!(out, "## Accuracy (%), {level:.0}% bootstrap intervals\n");
-        let headings: Vec<&str> = tasks.iter().map(|t| task_heading(t)).collect();
-        let _ = writeln!(out, "| judge | {} | Overall |", headings.join(" | "));
-        let _ = writeln!(out, "|---|{}---:|", "---:|".repeat(tasks.len()));
-        for judge in &self.judges {
-            let cell = |i: Option<&Interval>| {
-                i.map_or("-".to_string(), |i| {
-                    format!("{} [{}, {}]", pct(i.estimate), pct(i.lower), pct(i.upper))
-                })
-            };
-            let cells: Vec<String> = tasks
-                .iter()
-                .map(|t| cell(judge.intervals.tasks.get(t)))
-                .collect();
-            let _ = writeln!(
-                out,
-                "| {} | {} | {} |",
-                judge.name,
-                cells.join(" | "),
-                cell(Some(&judge.intervals.overall_macro))
-            );
-        }
+        out.push_str(&self.accuracy_table().to_markdown());
         let _ = writeln!(
             out,
-            "\nOverall is the unweighted mean of the tasks (the paper's rule). Intervals: stratified \
-             bootstrap, {} resamples, seed {}.",
+            "\nOverall is the unweighted mean of the tasks (the paper's rule); all rows weighs \
+             every row alike. Intervals: stratified bootstrap, {} resamples, seed {}.",
             self.bootstrap.resamples, self.bootstrap.seed
         );
         for pair in &self.pairs {
             let _ = writeln!(out, "\n## {} against {}\n", pair.second, pair.first);
-            let _ = writeln!(
-                out,
-                "| task | difference (pp) | {level:.0}% interval | only {} right | only {} right | McNemar p | Holm p |",
-                pair.first, pair.second
-            );
-            let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|");
-            for t in &pair.tasks {
-                let _ = writeln!(
-                    out,
-                    "| {} | {} | [{}, {}] | {} | {} | {} | {} |",
-                    task_heading(&t.task),
-                    pp(t.difference.estimate),
-                    pp(t.difference.lower),
-                    pp(t.difference.upper),
-                    t.mcnemar.first_only_correct,
-                    t.mcnemar.second_only_correct,
-                    p_value(t.mcnemar.p_value),
-                    p_value(t.p_holm),
-                );
-            }
-            let o = &pair.overall_macro;
-            let _ = writeln!(
-                out,
-                "| Overall | {} | [{}, {}] | | | | |",
-                pp(o.estimate),
-                pp(o.lower),
-                pp(o.upper)
-            );
-            let _ = writeln!(
-                out,
-                "\nDifferences are {} minus {}, in percentage points. McNemar: exact two-sided test \
-                 on the examples one judge got right and the other wrong; Holm: adjusted over the \
-                 {} tasks.",
-                pair.second,
-                pair.first,
-                pair.tasks.len()
-            );
+            out.push_str(&pair.table().to_markdown());
+            let _ = writeln!(out, "\n{}", pair.explanation());
         }
         out
     }
@@ -260,5 +303,22 @@ impl Comparison {
     pub fn to_json(&self) -> String {
         // Numbers and strings only: this cannot fail.
         serde_json::to_string_pretty(self).unwrap_or_default() + "\n"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn markdown_tables_align_numbers_and_escape_pipes() {
+        let table = Table {
+            header: vec!["judge".into(), "acc".into()],
+            rows: vec![vec!["a|b".into(), "81.0".into()]],
+        };
+        assert_eq!(
+            table.to_markdown(),
+            "| judge | acc |\n|---|---:|\n| a\\|b | 81.0 |\n"
+        );
     }
 }

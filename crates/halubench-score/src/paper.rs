@@ -159,58 +159,57 @@ pub struct PaperComparison {
 }
 
 impl PaperComparison {
-    /// A table of the run beside the paper's row, for one judge named `judge`.
-    pub fn to_markdown(&self, judge: &str) -> String {
-        use std::fmt::Write as _;
+    /// The paper's row, the run's (named `judge`) and their difference, per task and Overall.
+    pub fn table(&self, judge: &str) -> crate::compare::Table {
         let cell = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.1}"));
-        let diff = |v: Option<f64>, ok: Option<bool>| match (v, ok) {
-            (Some(v), Some(true)) => format!("{v:+.1}"),
-            (Some(v), _) => format!("**{v:+.1}**"),
+        let diff = |v: Option<f64>, within: Option<bool>| match (v, within) {
+            (Some(v), Some(false)) => format!("{v:+.1} (beyond tolerance)"),
+            (Some(v), _) => format!("{v:+.1}"),
             (None, _) => "-".to_string(),
         };
-        let mut out = String::new();
-        let _ = writeln!(out, "## {judge} beside the paper's {}\n", self.model);
-        let _ = writeln!(out, "| | {} | Overall |", {
-            let h: Vec<&str> = self.tasks.iter().map(|t| t.heading.as_str()).collect();
-            h.join(" | ")
-        });
-        let _ = writeln!(out, "|---|{}---:|", "---:|".repeat(self.tasks.len()));
-        let row = |cells: Vec<String>| cells.join(" | ");
-        let _ = writeln!(
-            out,
-            "| paper | {} | {:.1} |",
-            row(self
-                .tasks
+        let mut header = vec![String::new()];
+        header.extend(self.tasks.iter().map(|t| t.heading.clone()));
+        header.push("Overall".to_string());
+        let mut paper = vec!["paper".to_string()];
+        paper.extend(self.tasks.iter().map(|t| format!("{:.1}", t.paper_pct)));
+        paper.push(format!("{:.1}", self.overall.paper_mean_of_cells_pct));
+        let mut run = vec![judge.to_string()];
+        run.extend(self.tasks.iter().map(|t| cell(t.run_pct)));
+        run.push(cell(self.overall.run_pct));
+        let mut difference = vec!["difference (pp)".to_string()];
+        difference.extend(
+            self.tasks
                 .iter()
-                .map(|t| format!("{:.1}", t.paper_pct))
-                .collect()),
-            self.overall.paper_mean_of_cells_pct
+                .map(|t| diff(t.diff_pp, t.within_tolerance)),
         );
-        let _ = writeln!(
-            out,
-            "| {judge} | {} | {} |",
-            row(self.tasks.iter().map(|t| cell(t.run_pct)).collect()),
-            cell(self.overall.run_pct)
-        );
-        let _ = writeln!(
-            out,
-            "| difference (pp) | {} | {} |",
-            row(self
-                .tasks
-                .iter()
-                .map(|t| diff(t.diff_pp, t.within_tolerance))
-                .collect()),
-            diff(self.overall.diff_pp, self.overall.within_tolerance)
-        );
-        let _ = writeln!(
-            out,
-            "\nDifferences beyond the tolerance of {} pp are in bold.",
+        difference.push(diff(self.overall.diff_pp, self.overall.within_tolerance));
+        crate::compare::Table {
+            header,
+            rows: vec![paper, run, difference],
+        }
+    }
+
+    /// The tolerance and the notes, as sentences.
+    pub fn explanation(&self) -> String {
+        let mut text = format!(
+            "Tolerance: {} percentage points; the paper's Overall here is the mean of its six \
+             cells.",
             self.tolerance_pp
         );
         for note in &self.notes {
-            let _ = writeln!(out, "Note: {note}.");
+            text.push_str(&format!(" Note: {note}."));
         }
-        out
+        text
+    }
+
+    /// [`Self::table`] as markdown under a heading.
+    pub fn to_markdown(&self, judge: &str) -> String {
+        format!(
+            "## {judge} beside the paper's {}\n\n{}\n{}\n",
+            self.model,
+            self.table(judge).to_markdown(),
+            self.explanation()
+        )
     }
 
     /// Whether every task the run has, and the Overall if it has one, is within tolerance.
