@@ -275,7 +275,8 @@ pub fn write_report(
     let mut charts = vec![(
         "accuracy".to_string(),
         "Accuracy per task, with bootstrap intervals".to_string(),
-        accuracy_chart(&comparison, papers.first().filter(|_| papers.len() == 1))?,
+        // Every judge is set beside the same paper row: draw it once.
+        accuracy_chart(&comparison, papers.first())?,
     )];
     for (i, judge) in comparison.judges.iter().enumerate() {
         charts.push((
