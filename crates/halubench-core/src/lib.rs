@@ -143,6 +143,28 @@ impl std::ops::AddAssign for Usage {
 }
 
 impl Judgement {
+    /// A verdict on an example and nothing else (no reply text, timing, usage or model):
+    /// all that scoring reads.
+    pub fn new(
+        id: impl Into<String>,
+        task: impl Into<String>,
+        label: Label,
+        verdict: Verdict,
+    ) -> Judgement {
+        Judgement {
+            id: id.into(),
+            task: task.into(),
+            label,
+            verdict,
+            raw: String::new(),
+            latency_ms: 0.0,
+            error: None,
+            invalid_reason: None,
+            usage: None,
+            model: None,
+        }
+    }
+
     pub fn is_correct(&self) -> bool {
         self.verdict.is_correct(self.label)
     }

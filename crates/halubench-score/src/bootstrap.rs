@@ -275,18 +275,7 @@ mod tests {
     use halubench_core::Verdict;
 
     fn judgement(id: usize, task: &str, label: Label, verdict: Verdict) -> Judgement {
-        Judgement {
-            id: format!("{task}-{id}"),
-            task: task.to_string(),
-            label,
-            verdict,
-            raw: String::new(),
-            latency_ms: 0.0,
-            error: None,
-            invalid_reason: None,
-            usage: None,
-            model: None,
-        }
+        Judgement::new(format!("{task}-{id}"), task, label, verdict)
     }
 
     /// `copies` × 40 rows over two tasks; task "a" is right 30 of 40 times, task "b" 20 of 40.

@@ -220,18 +220,7 @@ mod tests {
             .flat_map(|task| {
                 (0..n).map(move |i| {
                     let label = if i % 2 == 0 { Label::Pass } else { Label::Fail };
-                    Judgement {
-                        id: format!("{task}-{i}"),
-                        task: task.to_string(),
-                        label,
-                        verdict: Verdict::from(label),
-                        raw: String::new(),
-                        latency_ms: 0.0,
-                        error: None,
-                        invalid_reason: None,
-                        usage: None,
-                        model: None,
-                    }
+                    Judgement::new(format!("{task}-{i}"), *task, label, Verdict::from(label))
                 })
             })
             .collect()

@@ -246,18 +246,7 @@ mod tests {
     use super::*;
 
     fn judgement(task: &str, label: Label, verdict: Verdict) -> Judgement {
-        Judgement {
-            id: format!("{task}-{label}-{verdict}"),
-            task: task.to_string(),
-            label,
-            verdict,
-            raw: String::new(),
-            latency_ms: 0.0,
-            error: None,
-            invalid_reason: None,
-            usage: None,
-            model: None,
-        }
+        Judgement::new(format!("{task}-{label}-{verdict}"), task, label, verdict)
     }
 
     fn sample() -> Vec<Judgement> {

@@ -260,18 +260,7 @@ mod tests {
     use crate::Summary;
 
     fn judgement(task: &str, label: Label, verdict: Verdict) -> Judgement {
-        Judgement {
-            id: String::new(),
-            task: task.to_string(),
-            label,
-            verdict,
-            raw: String::new(),
-            latency_ms: 0.0,
-            error: None,
-            invalid_reason: None,
-            usage: None,
-            model: None,
-        }
+        Judgement::new(String::new(), task, label, verdict)
     }
 
     /// `count` copies of one (label, verdict) pair in task `t`.

@@ -88,18 +88,7 @@ mod tests {
     use halubench_core::Verdict;
 
     fn judgement(id: &str, task: &str, label: Label, verdict: Verdict) -> Judgement {
-        Judgement {
-            id: id.to_string(),
-            task: task.to_string(),
-            label,
-            verdict,
-            raw: String::new(),
-            latency_ms: 0.0,
-            error: None,
-            invalid_reason: None,
-            usage: None,
-            model: None,
-        }
+        Judgement::new(id, task, label, verdict)
     }
 
     #[test]

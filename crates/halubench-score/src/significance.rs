@@ -204,18 +204,7 @@ mod tests {
 
     #[test]
     fn mcnemar_of_two_judges_counts_discordant_pairs() {
-        let judgement = |id: &str, verdict| Judgement {
-            id: id.to_string(),
-            task: "t".to_string(),
-            label: Label::Fail,
-            verdict,
-            raw: String::new(),
-            latency_ms: 0.0,
-            error: None,
-            invalid_reason: None,
-            usage: None,
-            model: None,
-        };
+        let judgement = |id: &str, verdict| Judgement::new(id, "t", Label::Fail, verdict);
         use Verdict::*;
         let first = [
             judgement("1", Fail),

@@ -52,18 +52,7 @@ fn reference_judgements() -> Vec<Judgement> {
             } else {
                 wrong
             };
-            Judgement {
-                id: format!("ex-{i:03}"),
-                task: task.to_string(),
-                label,
-                verdict,
-                raw: String::new(),
-                latency_ms: 0.0,
-                error: None,
-                invalid_reason: None,
-                usage: None,
-                model: None,
-            }
+            Judgement::new(format!("ex-{i:03}"), task, label, verdict)
         })
         .collect()
 }
