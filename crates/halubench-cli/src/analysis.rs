@@ -490,7 +490,7 @@ fn page(
     texts: Option<&HashMap<String, Example>>,
     options: &ReportOptions<'_>,
 ) -> Page {
-    let pct = |v: f64| format!("{:.1}", v * 100.0);
+    let pct = halubench_score::compare::pct;
     let html_table = |t: halubench_score::compare::Table| Table {
         header: t.header,
         rows: t.rows,

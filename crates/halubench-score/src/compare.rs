@@ -17,7 +17,8 @@ use crate::bootstrap::{
     BootstrapConfig, Interval, Intervals, bootstrap_accuracy, paired_bootstrap,
 };
 use crate::metrics::{Report, metrics};
-use crate::significance::{McNemar, holm, mcnemar_judges};
+use crate::pairs::{Pair, pair_up};
+use crate::significance::{McNemar, holm, mcnemar_pairs};
 
 /// One judge's judgements, under the name the comparison shows.
 #[derive(Debug, Clone, Copy)]
@@ -180,13 +181,16 @@ pub fn paired(
         lower: 0.0 - i.upper,
         upper: 0.0 - i.lower,
     };
+    let pairs = pair_up(first.judgements, second.judgements)?;
     let intervals = paired_bootstrap(first.judgements, second.judgements, config)?;
-    let (first_tasks, second_tasks) = (by_task(first.judgements), by_task(second.judgements));
-    let mut tests = Vec::new();
-    for (task, firsts) in &first_tasks {
-        let seconds = second_tasks.get(task).map_or(&[][..], Vec::as_slice);
-        tests.push((task.to_string(), mcnemar_judges(firsts, seconds)?));
+    let mut by_task: BTreeMap<&str, Vec<&Pair<'_>>> = BTreeMap::new();
+    for pair in &pairs {
+        by_task.entry(pair.task).or_default().push(pair);
     }
+    let tests: Vec<(String, McNemar)> = by_task
+        .into_iter()
+        .map(|(task, pairs)| (task.to_string(), mcnemar_pairs(pairs)))
+        .collect();
     let p_values: Vec<f64> = tests.iter().map(|(_, m)| m.p_value).collect();
     let adjusted = holm(&p_values)?;
     let mut tasks: Vec<PairedTask> = tests
@@ -216,19 +220,13 @@ pub fn paired(
     })
 }
 
-fn by_task(judgements: &[Judgement]) -> BTreeMap<&str, Vec<Judgement>> {
-    let mut tasks: BTreeMap<&str, Vec<Judgement>> = BTreeMap::new();
-    for j in judgements {
-        tasks.entry(j.task.as_str()).or_default().push(j.clone());
-    }
-    tasks
-}
-
-fn pct(v: f64) -> String {
+/// A fraction as a percentage to one decimal: `0.8125` is `81.2`.
+pub fn pct(v: f64) -> String {
     format!("{:.1}", v * 100.0)
 }
 
-fn pp(v: f64) -> String {
+/// A difference of fractions in signed percentage points: `-0.05` is `-5.0`.
+pub fn pp(v: f64) -> String {
     format!("{:+.1}", v * 100.0)
 }
 

@@ -13,7 +13,8 @@ use serde::Serialize;
 
 use crate::ScoreError;
 use crate::bootstrap::{BootstrapConfig, Interval};
-use crate::compare::{Entrant, p_value, paired};
+use crate::compare::{Entrant, p_value, paired, pct, pp};
+use crate::metrics::{Report, metrics};
 
 /// When a difference counts as a regression.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -77,8 +78,6 @@ impl GateOutcome {
 
     /// A short report for a CI job's log or step summary: the verdict first, then the table.
     pub fn to_markdown(&self) -> String {
-        let pp = |v: f64| format!("{:+.1}", v * 100.0);
-        let pct = |v: f64| format!("{:.1}", v * 100.0);
         let mut out = String::new();
         let regressed: Vec<String> = self
             .tasks
@@ -171,22 +170,16 @@ pub fn gate(
     let limit = rule.max_drop_pp / 100.0;
     // A drop exactly at the limit is allowed; the slack absorbs float noise in the difference.
     let too_far = |difference: f64| -difference > limit + 1e-12;
-    let accuracy = |judgements: &[halubench_core::Judgement], task: &str| {
-        let (n, correct) = judgements
-            .iter()
-            .filter(|j| j.task == task)
-            .fold((0usize, 0usize), |(n, c), j| {
-                (n + 1, c + usize::from(j.is_correct()))
-            });
-        correct as f64 / n.max(1) as f64
-    };
+    let (before, after) = (metrics(baseline.judgements), metrics(candidate.judgements));
+    // Both runs have every paired task.
+    let accuracy = |report: &Report, task: &str| report.tasks.get(task).map_or(0.0, |m| m.accuracy);
     let tasks: Vec<GateTask> = pair
         .tasks
         .iter()
         .map(|t| GateTask {
             task: t.task.clone(),
-            baseline: accuracy(baseline.judgements, &t.task),
-            candidate: accuracy(candidate.judgements, &t.task),
+            baseline: accuracy(&before, &t.task),
+            candidate: accuracy(&after, &t.task),
             difference: t.difference,
             p_holm: t.p_holm,
             regressed: too_far(t.difference.estimate) && t.p_holm <= rule.alpha,

@@ -6,7 +6,7 @@ use halubench_core::Judgement;
 use serde::Serialize;
 
 use crate::ScoreError;
-use crate::pairs::pair_up;
+use crate::pairs::{Pair, pair_up};
 
 /// The outcome of an exact McNemar test between two judges on the same examples.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -56,20 +56,21 @@ pub fn mcnemar_exact(b: u64, c: u64) -> f64 {
 /// Exact McNemar test of two judges on the same examples (same ids, tasks and labels; an
 /// error otherwise). INVALID counts as wrong.
 pub fn mcnemar_judges(first: &[Judgement], second: &[Judgement]) -> Result<McNemar, ScoreError> {
-    let pairs = pair_up(first, second)?;
-    let count = |keep: fn(bool, bool) -> bool| {
-        pairs
-            .iter()
-            .filter(|p| keep(p.first_correct, p.second_correct))
-            .count() as u64
-    };
-    let b = count(|first, second| first && !second);
-    let c = count(|first, second| !first && second);
-    Ok(McNemar {
+    Ok(mcnemar_pairs(&pair_up(first, second)?))
+}
+
+/// The exact McNemar test on paired verdicts.
+pub(crate) fn mcnemar_pairs<'a>(pairs: impl IntoIterator<Item = &'a Pair<'a>>) -> McNemar {
+    let (mut b, mut c) = (0u64, 0u64);
+    for p in pairs {
+        b += u64::from(p.first_correct && !p.second_correct);
+        c += u64::from(!p.first_correct && p.second_correct);
+    }
+    McNemar {
         first_only_correct: b,
         second_only_correct: c,
         p_value: mcnemar_exact(b, c),
-    })
+    }
 }
 
 /// `ln(n!)` for a non-negative whole number `n` given as f64.
