@@ -29,11 +29,11 @@ pub fn compare(registry: &Registry, hub: &HubSettings, args: &CompareArgs) -> an
     let history_path = args
         .history
         .clone()
-        .unwrap_or_else(|| args.reports_dir.join(history::HISTORY));
+        .unwrap_or_else(|| args.reports.dir.join(history::HISTORY));
     let history = read_history(&history_path, args.history.is_some())?;
     let out = args.out.clone().unwrap_or_else(|| {
         let stamp = chrono::Utc::now().format("%Y%m%d-%H%M%S");
-        args.reports_dir.join(format!("compare-{stamp}"))
+        args.reports.dir.join(format!("compare-{stamp}"))
     });
     let names: Vec<&str> = runs.iter().map(|r| r.name.as_str()).collect();
     let markdown = analysis::write_comparison(

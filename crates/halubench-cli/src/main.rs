@@ -68,6 +68,19 @@ enum Command {
     Export(ExportArgs),
 }
 
+/// Where run directories live; the default place for comparisons, suites and the history.
+#[derive(Debug, Args)]
+struct ReportsDir {
+    /// Parent directory of run directories.
+    #[arg(
+        long = "reports-dir",
+        default_value = "reports",
+        env = "HALUBENCH_REPORTS_DIR",
+        value_name = "DIR"
+    )]
+    dir: PathBuf,
+}
+
 #[derive(Debug, Args)]
 struct StatsArgs {
     /// Seed of the bootstrap resampling (same seed, same intervals).
@@ -119,14 +132,8 @@ struct CompareArgs {
     #[command(flatten)]
     stats: StatsArgs,
 
-    /// Parent directory of run directories.
-    #[arg(
-        long,
-        default_value = "reports",
-        env = "HALUBENCH_REPORTS_DIR",
-        value_name = "DIR"
-    )]
-    reports_dir: PathBuf,
+    #[command(flatten)]
+    reports: ReportsDir,
 }
 
 #[derive(Debug, Args)]
@@ -168,14 +175,8 @@ enum SuiteCommand {
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
 
-        /// Parent directory of run directories.
-        #[arg(
-            long,
-            default_value = "reports",
-            env = "HALUBENCH_REPORTS_DIR",
-            value_name = "DIR"
-        )]
-        reports_dir: PathBuf,
+        #[command(flatten)]
+        reports: ReportsDir,
     },
 }
 
@@ -402,14 +403,8 @@ pub struct RunArgs {
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
 
-    /// Parent directory of run directories.
-    #[arg(
-        long,
-        default_value = "reports",
-        env = "HALUBENCH_REPORTS_DIR",
-        value_name = "DIR"
-    )]
-    reports_dir: PathBuf,
+    #[command(flatten)]
+    reports: ReportsDir,
 
     /// Append a line for the finished run to this history file, which feeds the trend chart
     /// [default: <reports-dir>/history.jsonl for runs in <reports-dir>; none with --out
@@ -449,11 +444,9 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Compare(args) => compare_cmd::compare(&registry, &hub, &args)?,
         Command::Gate(args) => return compare_cmd::gate(&args),
-        Command::Suite(SuiteCommand::Run {
-            file,
-            out,
-            reports_dir,
-        }) => return suite_cmd::run(&registry, &hub, &file, out, &reports_dir),
+        Command::Suite(SuiteCommand::Run { file, out, reports }) => {
+            return suite_cmd::run(&registry, &hub, &file, out, &reports.dir);
+        }
         Command::Export(args) => compare_cmd::export(&registry, &hub, &args)?,
     }
     Ok(ExitCode::SUCCESS)

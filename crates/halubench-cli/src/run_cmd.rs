@@ -161,14 +161,14 @@ pub fn run(registry: &Registry, hub: &HubSettings, args: &RunArgs) -> anyhow::Re
     let mut summary = Summary::from_judgements(&runner::latest_per_id(all));
     summary.cost_usd = price.map(|p| p.cost(summary.tokens));
     let markdown = report::write_summaries(&dir, &manifest, &summary)?;
-    let in_reports_dir = match (dir.parent(), std::fs::canonicalize(&args.reports_dir)) {
+    let in_reports_dir = match (dir.parent(), std::fs::canonicalize(&args.reports.dir)) {
         (Some(parent), Ok(reports)) => std::fs::canonicalize(parent).is_ok_and(|p| p == reports),
         _ => false,
     };
     let history_path = args
         .history
         .clone()
-        .or_else(|| in_reports_dir.then(|| args.reports_dir.join(history::HISTORY)));
+        .or_else(|| in_reports_dir.then(|| args.reports.dir.join(history::HISTORY)));
     // Only a whole run is a point of the trend; a stopped one is resumed first. The results
     // are safe in the journal already, so a history that cannot be written is a warning.
     if let Some(path) = &history_path
@@ -464,10 +464,10 @@ fn prepare_dir(args: &RunArgs, run_id: &str) -> anyhow::Result<PathBuf> {
             out.clone()
         }
         None => {
-            let mut dir = args.reports_dir.join(run_id);
+            let mut dir = args.reports.dir.join(run_id);
             let mut n = 2;
             while dir.exists() {
-                dir = args.reports_dir.join(format!("{run_id}-{n}"));
+                dir = args.reports.dir.join(format!("{run_id}-{n}"));
                 n += 1;
             }
             dir
