@@ -5,7 +5,8 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, VPos};
 
 use crate::chart::{
-    self, Chart, DrawResult, Figure, LABEL_SIZE, LEGEND_TEXT_MAX, MUTED, Mark, SMALL_SIZE, TEXT,
+    self, Chart, DrawResult, Figure, LABEL_SIZE, LEGEND_TEXT_MAX, MARGIN, MUTED, Mark, SMALL_SIZE,
+    TEXT, X_AREA, Y_AREA,
 };
 use crate::error::ReportError;
 
@@ -115,10 +116,6 @@ const BAR_PX: u32 = 34;
 const GROUP_GAP_PX: u32 = 40;
 const MIN_GROUP_PX: u32 = 130;
 const MAX_PLOT_PX: u32 = 3000;
-/// Left of the plot: y tick labels and the axis name.
-const Y_AREA: u32 = 70;
-const X_AREA: u32 = 44;
-const MARGIN: u32 = 16;
 /// Share of a group's width left empty on each side.
 const GROUP_PAD: f64 = 0.12;
 

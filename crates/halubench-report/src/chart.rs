@@ -41,6 +41,11 @@ pub(crate) const FONT: &str = "sans-serif";
 pub(crate) const TITLE_SIZE: f64 = 22.0;
 pub(crate) const LABEL_SIZE: f64 = 15.0;
 pub(crate) const SMALL_SIZE: f64 = 12.0;
+/// Around the plot of an axis chart (bars, trend): the y tick labels and axis name on the
+/// left, the x labels below, and the outer margin.
+pub(crate) const Y_AREA: u32 = 70;
+pub(crate) const X_AREA: u32 = 44;
+pub(crate) const MARGIN: u32 = 16;
 pub(crate) const ELLIPSIS: char = '\u{2026}';
 
 pub(crate) const TEXT: RGBColor = RGBColor(33, 33, 33);

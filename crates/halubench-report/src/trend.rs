@@ -4,7 +4,10 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, VPos};
 
-use crate::chart::{self, Chart, DrawResult, Figure, LABEL_SIZE, LEGEND_TEXT_MAX, Mark, TEXT};
+use crate::chart::{
+    self, Chart, DrawResult, Figure, LABEL_SIZE, LEGEND_TEXT_MAX, MARGIN, Mark, TEXT, X_AREA,
+    Y_AREA,
+};
 use crate::error::ReportError;
 
 const KIND: &str = "trend";
@@ -86,9 +89,6 @@ fn validate(trend: &Trend) -> Result<Vec<&str>, ReportError> {
     Ok(xs)
 }
 
-const Y_AREA: u32 = 70;
-const X_AREA: u32 = 44;
-const MARGIN: u32 = 16;
 const X_STEP_PX: u32 = 90;
 const MAX_X_LABEL: u32 = 160;
 
