@@ -323,11 +323,16 @@ pub fn report_run(registry: &Registry, hub: &HubSettings, dir: &Path, history: O
         let texts = example_texts(registry, hub, &run.manifest)
             .map_err(|warning| eprintln!("warning: {warning}"))
             .ok();
-        let history = match history.filter(|p| p.is_file()) {
-            Some(path) => {
-                let (lines, warnings) = crate::history::read(path)?;
+        // The history only feeds the trend chart: if it cannot be read, the report goes
+        // without that chart.
+        let history = match history.filter(|p| p.is_file()).map(crate::history::read) {
+            Some(Ok((lines, warnings))) => {
                 warnings.iter().for_each(|w| eprintln!("warning: {w}"));
                 Some(lines)
+            }
+            Some(Err(e)) => {
+                eprintln!("warning: no trend chart: {e:#}");
+                None
             }
             None => None,
         };
@@ -435,8 +440,11 @@ fn confusion_chart(
 /// with its last line.
 fn trend_chart(history: &[HistoryLine], manifest: &RunManifest) -> anyhow::Result<Option<Chart>> {
     let mut latest: Vec<&HistoryLine> = Vec::new();
+    // Runs with examples the judge never answered measure an outage, not accuracy.
     let same_quantity = |l: &&HistoryLine| {
-        l.dataset_sha256 == manifest.dataset.sha256 && l.selection == manifest.selection
+        l.dataset_sha256 == manifest.dataset.sha256
+            && l.selection == manifest.selection
+            && l.failed == 0
     };
     for line in history.iter().filter(same_quantity) {
         latest.retain(|l| (&l.run_id, &l.started_at) != (&line.run_id, &line.started_at));

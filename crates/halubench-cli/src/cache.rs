@@ -1,12 +1,25 @@
-//! The response cache: one file per reply, named by the judge's cache key (a digest of
-//! everything that shapes the reply), so a re-run costs nothing and a changed parameter
-//! can never hit a stale entry.
+//! The response cache, opt-in (`--cache`): one file per reply, named by the judge's cache
+//! key (a digest of everything the harness sends), so replaying a judge costs nothing.
+//!
+//! It is off by default because a key can only cover what the harness sends, never what
+//! answers: a self-hosted endpoint that swapped its weights under the same model name and
+//! URL would be served last night's replies, and a nightly gate would pass a real
+//! regression. So it is for replaying a judge known not to change (a pinned API model, a
+//! re-run of a paid reproduction), and the user says so.
+//!
+//! An entry holds the raw reply, its usage and the model the server named: never a verdict.
+//! Verdicts are parsed on every read, so a fixed parser applies to cached replies too. The
+//! layout is versioned (`v2/`), so an older harness's entries are never misread.
 
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use halubench_core::{Usage, Verdict};
-use halubench_judge::Reply;
+use halubench_core::Usage;
+use halubench_judge::{Reply, parse_verdict};
 use serde::{Deserialize, Serialize};
+
+/// The layout version: a directory of its own under the cache directory.
+const LAYOUT: &str = "v2";
 
 #[derive(Debug, Clone)]
 pub struct ResponseCache {
@@ -15,15 +28,13 @@ pub struct ResponseCache {
 
 #[derive(Serialize, Deserialize)]
 struct Entry {
-    verdict: Verdict,
     raw: String,
-    #[serde(default)]
-    invalid_reason: Option<String>,
     usage: Option<Usage>,
     model: Option<String>,
 }
 
 impl ResponseCache {
+    /// A cache in `dir` (the entries live in `dir/v2/`).
     pub fn new(dir: PathBuf) -> ResponseCache {
         ResponseCache { dir }
     }
@@ -46,45 +57,104 @@ impl ResponseCache {
 
     fn path(&self, key: &str) -> PathBuf {
         let shard = key.get(..2).unwrap_or("00");
-        self.dir.join(shard).join(format!("{key}.json"))
+        self.dir
+            .join(LAYOUT)
+            .join(shard)
+            .join(format!("{key}.json"))
     }
 
-    /// A cached reply; a missing or unreadable entry is a miss, never an error.
+    /// A cached reply, its verdict parsed now; a missing or unreadable entry is a miss,
+    /// never an error.
     pub fn get(&self, key: &str) -> Option<Reply> {
-        let text = std::fs::read_to_string(self.path(key)).ok()?;
-        let entry: Entry = serde_json::from_str(&text).ok()?;
+        let bytes = std::fs::read(self.path(key)).ok()?;
+        let entry: Entry = serde_json::from_slice(&bytes).ok()?;
+        let parsed = parse_verdict(&entry.raw);
         Some(Reply {
-            verdict: entry.verdict,
+            verdict: parsed.verdict,
+            invalid_reason: parsed.invalid.map(|r| r.as_str().to_string()),
             raw: entry.raw,
-            invalid_reason: entry.invalid_reason,
             usage: entry.usage,
             model: entry.model,
         })
     }
 
-    /// Stores a reply. Written to a temporary file and renamed, so that concurrent runs and
-    /// crashes leave either the whole entry or none.
+    /// Stores a reply's text, usage and model. Written to a temporary file of its own and
+    /// renamed, so that two writers of one key (two examples with the same prompt, two runs)
+    /// and a crash leave either a whole entry or none.
     pub fn put(&self, key: &str, reply: &Reply) -> std::io::Result<()> {
         let path = self.path(key);
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent)?;
-        }
+        let parent = path.parent().unwrap_or(&self.dir);
+        std::fs::create_dir_all(parent)?;
         let entry = Entry {
-            verdict: reply.verdict,
             raw: reply.raw.clone(),
-            invalid_reason: reply.invalid_reason.clone(),
             usage: reply.usage,
             model: reply.model.clone(),
         };
-        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-        std::fs::write(
-            &tmp,
-            serde_json::to_vec(&entry).map_err(std::io::Error::other)?,
-        )?;
-        std::fs::rename(&tmp, &path)
+        let mut tmp = tempfile::NamedTempFile::new_in(parent)?;
+        tmp.write_all(&serde_json::to_vec(&entry).map_err(std::io::Error::other)?)?;
+        tmp.persist(&path).map_err(|e| e.error)?;
+        Ok(())
     }
 
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use halubench_core::Verdict;
+
+    fn reply(raw: &str) -> Reply {
+        Reply {
+            verdict: Verdict::Fail,
+            raw: raw.to_string(),
+            invalid_reason: None,
+            usage: Some(Usage {
+                prompt_tokens: 10,
+                completion_tokens: 2,
+            }),
+            model: Some("m".to_string()),
+        }
+    }
+
+    #[test]
+    fn verdicts_are_parsed_on_read_not_stored() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cache = ResponseCache::new(dir.path().to_path_buf());
+        // Stored with a verdict that disagrees with its text: the text wins on read.
+        cache
+            .put("abcd", &reply("{\"SCORE\": \"PASS\"}"))
+            .expect("put");
+        let hit = cache.get("abcd").expect("hit");
+        assert_eq!(hit.verdict, Verdict::Pass);
+        assert_eq!(hit.usage, reply("").usage);
+        let stored = std::fs::read_to_string(dir.path().join("v2/ab/abcd.json")).expect("entry");
+        assert!(!stored.contains("verdict"), "{stored}");
+        assert!(cache.get("abce").is_none());
+    }
+
+    #[test]
+    fn concurrent_writers_of_one_key_leave_one_whole_entry() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cache = ResponseCache::new(dir.path().to_path_buf());
+        let long = "x".repeat(200_000);
+        std::thread::scope(|scope| {
+            for i in 0..8 {
+                let (cache, text) = (&cache, format!("{i}{long}"));
+                scope.spawn(move || {
+                    for _ in 0..20 {
+                        cache.put("samekey", &reply(&text)).expect("put");
+                    }
+                });
+            }
+        });
+        let hit = cache.get("samekey").expect("a whole entry");
+        assert_eq!(hit.raw.len(), long.len() + 1);
+        let leftovers = std::fs::read_dir(dir.path().join("v2/sa"))
+            .expect("shard")
+            .count();
+        assert_eq!(leftovers, 1, "no temporary files are left behind");
     }
 }

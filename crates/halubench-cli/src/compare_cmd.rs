@@ -71,18 +71,6 @@ pub fn read_history(path: &Path, named: bool) -> anyhow::Result<Option<Vec<histo
 }
 
 pub fn gate(args: &GateArgs) -> anyhow::Result<ExitCode> {
-    if !(args.max_drop.is_finite() && args.max_drop >= 0.0) {
-        bail!(
-            "--max-drop must be a non-negative number of points, not {}",
-            args.max_drop
-        );
-    }
-    if !(args.alpha > 0.0 && args.alpha < 1.0) {
-        bail!(
-            "--alpha must lie strictly between 0 and 1, not {}",
-            args.alpha
-        );
-    }
     let runs = analysis::load_runs(&[args.baseline.clone(), args.candidate.clone()])?;
     let warnings = analysis::check_comparable(&runs)?;
     // A call that got no reply is recorded as INVALID, which is right for accuracy but

@@ -32,12 +32,22 @@ pub struct HistoryLine {
     pub overall_macro: f64,
     pub overall_micro: f64,
     pub invalid: usize,
+    /// Examples that got no reply from the judge (an outage, a rejected call) or were never
+    /// started. Such a run measures the judge's availability, not its accuracy: the trend
+    /// leaves it out.
+    #[serde(default)]
+    pub failed: usize,
     /// Accuracy per task, fractions 0–1, keyed by `source_ds`.
     pub tasks: BTreeMap<String, f64>,
 }
 
 impl HistoryLine {
-    pub fn new(manifest: &RunManifest, judge: String, summary: &Summary) -> HistoryLine {
+    pub fn new(
+        manifest: &RunManifest,
+        judge: String,
+        summary: &Summary,
+        failed: usize,
+    ) -> HistoryLine {
         HistoryLine {
             run_id: manifest.run_id.clone(),
             started_at: manifest.started_at.clone(),
@@ -53,6 +63,7 @@ impl HistoryLine {
             overall_macro: summary.overall_macro,
             overall_micro: summary.overall_micro,
             invalid: summary.invalid,
+            failed,
             tasks: summary
                 .tasks
                 .iter()
@@ -78,18 +89,20 @@ pub fn append(path: &Path, line: &HistoryLine) -> anyhow::Result<()> {
         .with_context(|| format!("cannot append to the run history {}", path.display()))
 }
 
-/// Every line of the history, oldest first. Unreadable lines are skipped with a warning each,
-/// naming the line: one bad line must not hide months of nightly results.
+/// Every line of the history, oldest first. The file is read as bytes and each line decoded
+/// on its own, so a line torn inside a multi-byte character costs that line only; unreadable
+/// lines are skipped with a warning each, naming the line: one bad line must not hide months
+/// of nightly results.
 pub fn read(path: &Path) -> anyhow::Result<(Vec<HistoryLine>, Vec<String>)> {
-    let text = std::fs::read_to_string(path)
+    let bytes = std::fs::read(path)
         .with_context(|| format!("cannot read the run history {}", path.display()))?;
     let mut lines = Vec::new();
     let mut warnings = Vec::new();
-    for (index, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
+    for (index, line) in bytes.split(|&b| b == b'\n').enumerate() {
+        if line.trim_ascii().is_empty() {
             continue;
         }
-        match serde_json::from_str::<HistoryLine>(line) {
+        match serde_json::from_slice::<HistoryLine>(line) {
             Ok(parsed) => lines.push(parsed),
             Err(e) => warnings.push(format!(
                 "{}: line {} skipped: {e}",

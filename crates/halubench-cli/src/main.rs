@@ -8,12 +8,14 @@ mod cache;
 mod compare_cmd;
 mod datasets_cmd;
 mod history;
+mod lock;
 #[cfg(feature = "local")]
 mod model_files;
 mod prices;
 mod report;
 mod run_cmd;
 mod runner;
+mod settings;
 mod suite_cmd;
 
 use std::path::PathBuf;
@@ -22,13 +24,25 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use halubench_data::{HubSettings, Registry};
 
+use crate::settings::{Sensitive, number_in, open_unit_interval, seconds_in, sensitive};
+
+/// `halubench run` and `suite run` exit with this when the run was written but is not
+/// complete: some examples got no reply (an outage, rejected calls) or were never started
+/// (a spent retry budget, `--max-wait`, `--max-cost`). `--resume` finishes it.
+pub const EXIT_INCOMPLETE: u8 = 3;
+
 /// Benchmark hallucination judges on HaluBench and datasets shaped like it.
 ///
 /// A run loads a dataset, asks a judge whether each answer is faithful to its passage,
 /// appends every judgement to a journal as it arrives, and writes per-task accuracy in the
 /// layout of the Lynx paper's Table 3.
 #[derive(Debug, Parser)]
-#[command(name = "halubench", version, propagate_version = true)]
+#[command(
+    name = "halubench",
+    version,
+    propagate_version = true,
+    after_long_help = EXIT_STATUS_HELP
+)]
 struct Cli {
     /// Dataset registry to use instead of ./datasets.toml (or the built-in copy when there
     /// is none).
@@ -47,6 +61,12 @@ enum Command {
     Score {
         /// A run directory (holding judgements.jsonl and run.toml).
         run_dir: PathBuf,
+
+        /// Read every stored reply again with this version's verdict parser and rewrite the
+        /// journal with the new verdicts (the original is kept as judgements.jsonl.orig).
+        /// For the openai and local judges; prints how many verdicts changed.
+        #[arg(long)]
+        reparse: bool,
     },
     /// List, download or describe datasets.
     #[command(subcommand)]
@@ -118,7 +138,7 @@ struct CompareArgs {
     paper: Option<String>,
 
     /// Largest difference from the paper, in percentage points, that counts as reproduced.
-    #[arg(long, default_value_t = 2.0, value_name = "PP")]
+    #[arg(long, default_value_t = 2.0, value_name = "PP", value_parser = number_in(0.0, 100.0))]
     tolerance: f64,
 
     /// Run history for the trend chart [default: <reports-dir>/history.jsonl, if present].
@@ -147,11 +167,11 @@ struct GateArgs {
     candidate: PathBuf,
 
     /// Largest tolerated fall of a task's accuracy, and of Overall, in percentage points.
-    #[arg(long, default_value_t = 2.0, value_name = "PP")]
+    #[arg(long, default_value_t = 2.0, value_name = "PP", value_parser = number_in(0.0, 100.0))]
     max_drop: f64,
 
     /// Significance level for the Holm-adjusted McNemar test of each task.
-    #[arg(long, default_value_t = 0.05)]
+    #[arg(long, default_value_t = 0.05, value_parser = open_unit_interval)]
     alpha: f64,
 
     /// Also append the markdown summary to this file (in GitHub Actions, the job summary).
@@ -246,7 +266,12 @@ pub struct RunArgs {
 
     /// Baseline judge: share of the answer's content terms the passage must contain for a
     /// PASS (0 to 1).
-    #[arg(long, default_value_t = halubench_judge::baseline::DEFAULT_THRESHOLD, value_name = "SHARE")]
+    #[arg(
+        long,
+        default_value_t = halubench_judge::baseline::DEFAULT_THRESHOLD,
+        value_name = "SHARE",
+        value_parser = number_in(0.0, 1.0)
+    )]
     threshold: f64,
 
     /// The model. OpenAI judge: the name to ask the server for. Local judge: a .gguf file, a
@@ -257,15 +282,17 @@ pub struct RunArgs {
     model: Option<String>,
 
     /// OpenAI judge: base URL ending in /v1; repeat (or comma-separate) to spread calls over
-    /// replicas.
+    /// replicas. Credentials inside it (user:key@, ?key=) are sent but shown as *** wherever
+    /// the URL is printed or recorded.
     #[arg(
         long = "base-url",
         value_delimiter = ',',
         default_value = "https://api.openai.com/v1",
         help_heading = "OpenAI-compatible judge",
-        value_name = "URL"
+        value_name = "URL",
+        value_parser = sensitive
     )]
-    base_urls: Vec<String>,
+    base_urls: Vec<Sensitive>,
 
     /// OpenAI judge: environment variable holding the API key (unset: no key is sent, as
     /// local servers want).
@@ -277,8 +304,13 @@ pub struct RunArgs {
     )]
     api_key_env: String,
 
-    /// OpenAI judge: sampling temperature (0 is greedy, the paper's protocol).
-    #[arg(long, default_value_t = 0.0, help_heading = "OpenAI-compatible judge")]
+    /// OpenAI judge: sampling temperature, 0 to 2 (0 is greedy, the paper's protocol).
+    #[arg(
+        long,
+        default_value_t = 0.0,
+        help_heading = "OpenAI-compatible judge",
+        value_parser = number_in(0.0, 2.0)
+    )]
     temperature: f64,
 
     /// Most tokens a reply may have (the paper's protocol: 600).
@@ -294,18 +326,30 @@ pub struct RunArgs {
     #[arg(
         long = "header",
         help_heading = "OpenAI-compatible judge",
-        value_name = "NAME: VALUE"
+        value_name = "NAME: VALUE",
+        value_parser = sensitive
     )]
-    headers: Vec<String>,
+    headers: Vec<Sensitive>,
 
-    /// OpenAI judge: seconds one request may take.
+    /// OpenAI judge: seconds one request may take, response body included (at most a day).
     #[arg(
         long,
-        default_value_t = 120.0,
+        default_value = "120",
         help_heading = "OpenAI-compatible judge",
-        value_name = "SECONDS"
+        value_name = "SECONDS",
+        value_parser = seconds_in(0.001, 86_400.0)
     )]
-    timeout: f64,
+    timeout: std::time::Duration,
+
+    /// Longest wait a server may ask for (Retry-After) before the run stops instead: calls
+    /// in flight finish, everything is written, the exit status is 3 and --resume continues.
+    #[arg(
+        long,
+        default_value = "300",
+        value_name = "SECONDS",
+        value_parser = seconds_in(0.0, 86_400.0)
+    )]
+    max_wait: std::time::Duration,
 
     /// Prompt template file with {question}, {context} and {answer}; default: the Lynx prompt.
     #[arg(long, value_name = "FILE")]
@@ -365,8 +409,9 @@ pub struct RunArgs {
     prices: Option<PathBuf>,
 
     /// Stop starting new calls once this run has spent this many USD (needs --prices);
-    /// calls in flight still finish. What is left can be resumed.
-    #[arg(long, value_name = "USD", requires = "prices")]
+    /// calls in flight still finish. Replies from the cache cost nothing. What is left can
+    /// be resumed.
+    #[arg(long, value_name = "USD", requires = "prices", value_parser = number_in(0.0, 1e9))]
     max_cost: Option<f64>,
 
     /// Print how many calls, tokens and (with --prices) USD the run would take, and stop.
@@ -375,11 +420,18 @@ pub struct RunArgs {
     #[arg(long)]
     dry_run: bool,
 
-    /// Do not read or write the response cache.
+    /// Read replies from the response cache and store new ones. Off by default: the cache is
+    /// keyed on what is sent, not on what answers, so a judge that changed behind the same
+    /// URL and model name would be served old replies. Use it to replay a judge known not to
+    /// change.
     #[arg(long)]
+    cache: bool,
+
+    /// Do not use the response cache (the default; overrides --cache, for scripts).
+    #[arg(long, overrides_with = "cache")]
     no_cache: bool,
 
-    /// Where cached replies live [default: $XDG_CACHE_HOME/halubench/responses].
+    /// Where cached replies live, with --cache [default: $XDG_CACHE_HOME/halubench/responses].
     #[arg(long, env = "HALUBENCH_CACHE_DIR", value_name = "DIR")]
     cache_dir: Option<PathBuf>,
 
@@ -413,6 +465,16 @@ pub struct RunArgs {
     history: Option<PathBuf>,
 }
 
+const EXIT_STATUS_HELP: &str = "\
+Exit status:
+  0  success (gate: the candidate holds)
+  1  an error: bad flags or input, an unreachable judge, a run directory in use
+     (gate: a regression)
+  2  gate: an error; any command: a flag clap could not parse
+  3  run, suite run: everything was written, but some examples got no reply or were not
+     started (an outage, rejected calls, a spent retry budget, --max-wait, --max-cost);
+     finish with `halubench run ... --resume DIR`";
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // `gate` keeps 1 for "regressed", so its errors need another status.
@@ -433,8 +495,10 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     let registry = load_registry(cli.registry.as_deref())?;
     let hub = HubSettings::from_env();
     match cli.command {
-        Command::Run(args) => run_cmd::run(&registry, &hub, &args)?,
-        Command::Score { run_dir } => run_cmd::rescore(&registry, &hub, &run_dir)?,
+        Command::Run(args) => return Ok(run_cmd::run(&registry, &hub, &args)?.exit_code()),
+        Command::Score { run_dir, reparse } => {
+            run_cmd::rescore(&registry, &hub, &run_dir, reparse)?
+        }
         Command::Datasets(DatasetsCommand::List) => datasets_cmd::list(&registry, &hub)?,
         Command::Datasets(DatasetsCommand::Fetch { name }) => {
             datasets_cmd::fetch(&registry, &hub, &name)?

@@ -43,9 +43,10 @@ pub fn price_of(path: &Path, model: &str) -> anyhow::Result<Price> {
             table.keys().cloned().collect::<Vec<_>>().join(", ")
         )
     })?;
+    let valid = |usd: f64| usd.is_finite() && usd >= 0.0;
     anyhow::ensure!(
-        price.input_per_mtok >= 0.0 && price.output_per_mtok >= 0.0,
-        "price table {}: prices for `{model}` must not be negative",
+        valid(price.input_per_mtok) && valid(price.output_per_mtok),
+        "price table {}: prices for `{model}` must be finite and not negative",
         path.display()
     );
     Ok(price)

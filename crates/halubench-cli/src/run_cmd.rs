@@ -15,12 +15,31 @@ use halubench_score::Summary;
 use crate::analysis;
 use crate::cache::ResponseCache;
 use crate::history::{self, HistoryLine};
+use crate::lock::DirLock;
 use crate::prices;
 use crate::report::{self, JOURNAL};
-use crate::runner::{self, EngineOptions, Journal, RunStats};
-use crate::{JudgeKind, RunArgs};
+use crate::runner::{self, EngineOptions, Journal, RunStats, human_duration};
+use crate::{JudgeKind, RunArgs, settings};
 
-pub fn run(registry: &Registry, hub: &HubSettings, args: &RunArgs) -> anyhow::Result<()> {
+/// How a run ended, for the exit status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunEnd {
+    /// Every selected example has a reply.
+    Complete,
+    /// Everything is written, but some examples got no reply or were never started.
+    Incomplete,
+}
+
+impl RunEnd {
+    pub fn exit_code(self) -> std::process::ExitCode {
+        match self {
+            RunEnd::Complete => std::process::ExitCode::SUCCESS,
+            RunEnd::Incomplete => std::process::ExitCode::from(crate::EXIT_INCOMPLETE),
+        }
+    }
+}
+
+pub fn run(registry: &Registry, hub: &HubSettings, args: &RunArgs) -> anyhow::Result<RunEnd> {
     let judge = build_judge(args, hub)?;
     let spec = registry.resolve(&args.dataset)?;
     let dataset = halubench_data::load(&spec, hub)?;
@@ -42,32 +61,7 @@ pub fn run(registry: &Registry, hub: &HubSettings, args: &RunArgs) -> anyhow::Re
         seed: options.seed,
         examples: examples.len(),
     };
-
-    let previous = match &args.resume {
-        Some(dir) => {
-            let manifest = report::read_manifest(dir)?;
-            check_same_run(&manifest, &dataset.info, &selection, &judge.info())?;
-            let (journal, warning) = runner::read_journal(&dir.join(JOURNAL))?;
-            if let Some(warning) = warning {
-                eprintln!("warning: {warning}");
-            }
-            let finished: HashSet<String> = runner::latest_per_id(journal)
-                .into_iter()
-                .filter(|j| j.error.is_none())
-                .map(|j| j.id)
-                .collect();
-            Some((dir.clone(), manifest, finished))
-        }
-        None => None,
-    };
-    let todo: Vec<_> = match &previous {
-        Some((_, _, finished)) => examples
-            .into_iter()
-            .filter(|e| !finished.contains(&e.id))
-            .collect(),
-        None => examples,
-    };
-    let cache = (!args.no_cache).then(|| {
+    let cache = (args.cache && !args.no_cache).then(|| {
         ResponseCache::new(
             args.cache_dir
                 .clone()
@@ -79,14 +73,43 @@ pub fn run(registry: &Registry, hub: &HubSettings, args: &RunArgs) -> anyhow::Re
         (Some(_), None) => bail!("--prices needs a judge with a --model"),
         _ => None,
     };
+
+    // The run directory is locked before its journal is read, so that what is left to do
+    // cannot change under us.
+    let (dir, lock, previous) = match &args.resume {
+        Some(dir) => {
+            let lock = DirLock::acquire(dir)
+                .with_context(|| format!("cannot resume {}", dir.display()))?;
+            let manifest = report::read_manifest(dir)?;
+            check_same_run(&manifest, &dataset.info, &selection, &judge.info())?;
+            let (journal, warning) = runner::read_journal(&dir.join(JOURNAL))?;
+            if let Some(warning) = warning {
+                eprintln!("warning: {warning}");
+            }
+            let finished: HashSet<String> = runner::latest_per_id(journal)
+                .into_iter()
+                .filter(|j| j.error.is_none())
+                .map(|j| j.id)
+                .collect();
+            (Some(dir.clone()), Some(lock), Some((manifest, finished)))
+        }
+        None => (None, None, None),
+    };
+    let todo: Vec<_> = match &previous {
+        Some((_, finished)) => examples
+            .into_iter()
+            .filter(|e| !finished.contains(&e.id))
+            .collect(),
+        None => examples,
+    };
     if args.dry_run {
         print_estimate(judge.as_ref(), &todo, cache.as_ref(), price);
-        return Ok(());
+        return Ok(RunEnd::Complete);
     }
 
     let started_at = now();
-    let (dir, mut manifest, mut journal) = match previous {
-        Some((dir, manifest, finished)) => {
+    let (dir, _lock, mut manifest, mut journal) = match (dir, lock, previous) {
+        (Some(dir), Some(lock), Some((manifest, finished))) => {
             eprintln!(
                 "resuming {}: {} of {} examples finished, {} to judge",
                 dir.display(),
@@ -95,16 +118,16 @@ pub fn run(registry: &Registry, hub: &HubSettings, args: &RunArgs) -> anyhow::Re
                 todo.len()
             );
             let journal = Journal::open_append(&dir.join(JOURNAL))?;
-            (dir, manifest, journal)
+            (dir, lock, manifest, journal)
         }
-        None => {
+        _ => {
             let run_id = run_id(&started_at, &args.judge, &dataset.info.name);
-            let dir = prepare_dir(args, &run_id)?;
+            let (dir, lock) = prepare_dir(args, &run_id)?;
             let manifest = RunManifest {
                 run_id: dir
                     .file_name()
                     .map_or(run_id.clone(), |n| n.to_string_lossy().into_owned()),
-                harness_version: env!("CARGO_PKG_VERSION").to_string(),
+                harness_version: HARNESS_VERSION.to_string(),
                 accuracy_rule: ACCURACY_RULE.to_string(),
                 started_at: started_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
                 finished_at: None,
@@ -115,7 +138,7 @@ pub fn run(registry: &Registry, hub: &HubSettings, args: &RunArgs) -> anyhow::Re
             // Written before judging so that an interrupted run can still be re-scored.
             report::write_manifest(&dir, &manifest)?;
             let journal = Journal::create(&dir.join(JOURNAL))?;
-            (dir, manifest, journal)
+            (dir, lock, manifest, journal)
         }
     };
 
@@ -125,12 +148,16 @@ pub fn run(registry: &Registry, hub: &HubSettings, args: &RunArgs) -> anyhow::Re
         retry_budget: args.retry_budget.unwrap_or(20 + todo.len()),
         backoff_base: Duration::from_millis(500),
         backoff_max: Duration::from_secs(60),
+        max_wait: args.max_wait,
         cache,
     };
+    // Only calls made are spending: a reply from the cache cost nothing this time.
     let mut spent = 0.0;
     let mut over_budget = false;
     let keep_going = |judgement: &halubench_core::Judgement| {
-        if let (Some(price), Some(max), Some(usage)) = (price, args.max_cost, judgement.usage) {
+        if let (Some(price), Some(max), Some(usage), false) =
+            (price, args.max_cost, judgement.usage, judgement.cached)
+        {
             spent += price.cost(usage);
             over_budget = spent >= max;
         }
@@ -158,9 +185,17 @@ pub fn run(registry: &Registry, hub: &HubSettings, args: &RunArgs) -> anyhow::Re
     manifest.finished_at = Some(now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
     report::write_manifest(&dir, &manifest)?;
     let (all, _) = runner::read_journal(&dir.join(JOURNAL))?;
-    let mut summary = Summary::from_judgements(&runner::latest_per_id(all));
-    summary.cost_usd = price.map(|p| p.cost(summary.tokens));
+    let latest = runner::latest_per_id(all);
+    let mut summary = Summary::from_judgements(&latest);
+    if let Some(price) = price {
+        let (paid, cached) = usage_paid_and_cached(&latest);
+        summary.cost_usd = Some(price.cost(paid));
+        summary.cost_avoided_usd = Some(price.cost(cached)).filter(|c| *c > 0.0);
+    }
     let markdown = report::write_summaries(&dir, &manifest, &summary)?;
+    // Examples without a reply: failed calls, and those never started.
+    let unanswered = latest.iter().filter(|j| j.error.is_some()).count()
+        + manifest.selection.examples.saturating_sub(latest.len());
     let in_reports_dir = match (dir.parent(), std::fs::canonicalize(&args.reports.dir)) {
         (Some(parent), Ok(reports)) => std::fs::canonicalize(parent).is_ok_and(|p| p == reports),
         _ => false,
@@ -169,12 +204,12 @@ pub fn run(registry: &Registry, hub: &HubSettings, args: &RunArgs) -> anyhow::Re
         .history
         .clone()
         .or_else(|| in_reports_dir.then(|| args.reports.dir.join(history::HISTORY)));
-    // Only a whole run is a point of the trend; a stopped one is resumed first. The results
-    // are safe in the journal already, so a history that cannot be written is a warning.
-    if let Some(path) = &history_path
-        && summary.n >= manifest.selection.examples
-    {
-        let line = HistoryLine::new(&manifest, analysis::judge_name(&manifest), &summary);
+    // Every run that ends is a line of the history, marked with what got no reply so that
+    // the trend does not read an outage as a regression. The results are safe in the
+    // journal already, so a history that cannot be written is a warning.
+    if let Some(path) = &history_path {
+        let judge = analysis::judge_name(&manifest);
+        let line = HistoryLine::new(&manifest, judge, &summary, unanswered);
         if let Err(e) = history::append(path, &line) {
             eprintln!("warning: the run is not in the history: {e:#}");
         }
@@ -186,6 +221,7 @@ pub fn run(registry: &Registry, hub: &HubSettings, args: &RunArgs) -> anyhow::Re
     if let Some(max) = args.max_cost
         && stats.not_started > 0
         && !stats.stopped_early
+        && stats.refused_wait.is_none()
     {
         eprintln!(
             "warning: stopped at --max-cost {max} USD; {} examples were not started; continue with --resume {}",
@@ -194,9 +230,39 @@ pub fn run(registry: &Registry, hub: &HubSettings, args: &RunArgs) -> anyhow::Re
         );
     }
     if let Some(cost) = summary.cost_usd {
-        eprintln!("cost: {cost:.4} USD for the whole run");
+        eprintln!("cost: {cost:.4} USD for the calls made");
     }
-    Ok(())
+    if let Some(avoided) = summary.cost_avoided_usd {
+        eprintln!("cost avoided: {avoided:.4} USD of replies served from the cache");
+    }
+    if unanswered > 0 {
+        eprintln!(
+            "incomplete: {unanswered} of {} examples have no reply (exit status {}); finish \
+             with: halubench run <the same flags> --resume {}",
+            manifest.selection.examples,
+            crate::EXIT_INCOMPLETE,
+            dir.display()
+        );
+        return Ok(RunEnd::Incomplete);
+    }
+    Ok(RunEnd::Complete)
+}
+
+/// The version a run was made with; `--resume` refuses to mix two in one journal.
+const HARNESS_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Tokens of calls made, and tokens of replies served from the cache.
+fn usage_paid_and_cached(judgements: &[halubench_core::Judgement]) -> (Usage, Usage) {
+    let (mut paid, mut cached) = (Usage::default(), Usage::default());
+    for judgement in judgements {
+        let usage = judgement.usage.unwrap_or_default();
+        if judgement.cached {
+            cached += usage;
+        } else {
+            paid += usage;
+        }
+    }
+    (paid, cached)
 }
 
 fn print_estimate(
@@ -247,6 +313,16 @@ fn print_stats(stats: &RunStats, dir: &Path) {
     if stats.cache_hits > 0 {
         eprintln!("cached replies: {}", stats.cache_hits);
     }
+    if let Some(wait) = stats.refused_wait {
+        eprintln!(
+            "warning: stopped: the server asked to wait {} before the next call (Retry-After), \
+             more than --max-wait allows; {} examples were not started; continue later with \
+             --resume {}",
+            human_duration(wait),
+            stats.not_started,
+            dir.display()
+        );
+    }
     if stats.stopped_early {
         eprintln!(
             "warning: stopped early: the run's retry budget is spent and the judge keeps failing; \
@@ -273,6 +349,13 @@ fn check_same_run(
     judge: &halubench_core::JudgeInfo,
 ) -> anyhow::Result<()> {
     let mut differences = Vec::new();
+    // Another version may parse or prompt differently: one journal, one harness.
+    if manifest.harness_version != HARNESS_VERSION {
+        differences.push(format!(
+            "harness version {} (run) vs {HARNESS_VERSION} (now)",
+            manifest.harness_version
+        ));
+    }
     if manifest.dataset.sha256 != dataset.sha256 {
         differences.push(format!(
             "dataset sha256 {} (run) vs {} (now)",
@@ -310,11 +393,21 @@ fn check_same_run(
     }
 }
 
-pub fn rescore(registry: &Registry, hub: &HubSettings, dir: &Path) -> anyhow::Result<()> {
+pub fn rescore(
+    registry: &Registry,
+    hub: &HubSettings,
+    dir: &Path,
+    reparse: bool,
+) -> anyhow::Result<()> {
+    // Rewriting the summaries of a run that is still being judged would race its writer.
+    let _lock = DirLock::acquire(dir)?;
     let manifest = report::read_manifest(dir)?;
-    let (judgements, warning) = runner::read_journal(&dir.join(JOURNAL))?;
+    let (mut judgements, warning) = runner::read_journal(&dir.join(JOURNAL))?;
     if let Some(warning) = warning {
         eprintln!("warning: {warning}");
+    }
+    if reparse {
+        reparse_journal(dir, &manifest, &mut judgements)?;
     }
     if judgements.len() < manifest.selection.examples {
         eprintln!(
@@ -329,6 +422,55 @@ pub fn rescore(registry: &Registry, hub: &HubSettings, dir: &Path) -> anyhow::Re
     let history = dir.parent().map(|p| p.join(history::HISTORY));
     analysis::report_run(registry, hub, dir, history.as_deref());
     println!("report: {}", dir.display());
+    Ok(())
+}
+
+/// Reads every stored reply again with the current parser and rewrites the journal with
+/// the verdicts it gives, keeping the first original as `judgements.jsonl.orig`. Only replies
+/// that are text to parse count: failed calls and replies without text (`too_long`) stay.
+fn reparse_journal(
+    dir: &Path,
+    manifest: &RunManifest,
+    judgements: &mut [halubench_core::Judgement],
+) -> anyhow::Result<()> {
+    if !matches!(manifest.judge.name.as_str(), "openai" | "local") {
+        bail!(
+            "--reparse: the {} judge's replies are not parsed from text; nothing to re-read",
+            manifest.judge.name
+        );
+    }
+    let mut changed = 0;
+    for judgement in judgements.iter_mut() {
+        if judgement.error.is_some() || judgement.raw.is_empty() {
+            continue;
+        }
+        let parsed = halubench_judge::parse_verdict(&judgement.raw);
+        let reason = parsed.invalid.map(|r| r.as_str().to_string());
+        if (parsed.verdict, &reason) != (judgement.verdict, &judgement.invalid_reason) {
+            changed += 1;
+            judgement.verdict = parsed.verdict;
+            judgement.invalid_reason = reason;
+        }
+    }
+    eprintln!(
+        "reparse: {changed} of {} verdicts changed",
+        judgements.len()
+    );
+    if changed > 0 {
+        let journal = dir.join(JOURNAL);
+        let original = dir.join(format!("{JOURNAL}.orig"));
+        if !original.exists() {
+            std::fs::copy(&journal, &original).with_context(|| {
+                format!("cannot keep the original journal as {}", original.display())
+            })?;
+        }
+        let mut text = String::new();
+        for judgement in judgements.iter() {
+            text.push_str(&serde_json::to_string(judgement)?);
+            text.push('\n');
+        }
+        report::write_atomically(&journal, &text)?;
+    }
     Ok(())
 }
 
@@ -347,33 +489,25 @@ fn build_judge(args: &RunArgs, hub: &HubSettings) -> anyhow::Result<Arc<dyn Judg
         JudgeKind::Openai => {
             let model = args.model.clone().context("--judge openai needs --model")?;
             let template = template()?;
-            let headers = args
-                .headers
-                .iter()
-                .map(|h| {
-                    h.split_once(':')
-                        .map(|(n, v)| (n.trim().to_string(), v.trim().to_string()))
-                        .with_context(|| format!("--header {h:?} is not \"Name: value\""))
-                })
-                .collect::<anyhow::Result<Vec<_>>>()?;
-            if !(args.timeout > 0.0 && args.timeout.is_finite()) {
-                bail!("--timeout must be a positive number of seconds");
-            }
             let api_key = std::env::var(&args.api_key_env)
                 .ok()
                 .filter(|k| !k.is_empty());
             let settings = OpenAiSettings {
-                base_urls: args.base_urls.clone(),
+                base_urls: settings::base_urls(&args.base_urls)?,
                 model,
                 api_key_env: api_key.as_ref().map(|_| args.api_key_env.clone()),
                 api_key: api_key.map(ApiKey::new),
                 temperature: args.temperature,
                 max_tokens: args.max_tokens,
                 json_mode: args.json_mode,
-                headers,
-                timeout: Duration::from_secs_f64(args.timeout),
+                headers: settings::headers(&args.headers)?,
+                timeout: args.timeout,
             };
-            Arc::new(OpenAiJudge::new(settings, template)?)
+            let judge = OpenAiJudge::new(settings, template)?;
+            if let Some(warning) = judge.insecure_credentials_warning() {
+                eprintln!("warning: {warning}");
+            }
+            Arc::new(judge)
         }
     })
 }
@@ -450,30 +584,44 @@ fn run_id(started: &chrono::DateTime<chrono::Utc>, judge: &JudgeKind, dataset: &
     format!("{}-{judge}-{slug}", started.format("%Y%m%d-%H%M%S"))
 }
 
-/// The run directory: `--out`, or a fresh `<reports-dir>/<run-id>` (suffixed when two runs
-/// start in the same second). Never one that already holds a journal.
-fn prepare_dir(args: &RunArgs, run_id: &str) -> anyhow::Result<PathBuf> {
-    let dir = match &args.out {
-        Some(out) => {
-            if out.join(JOURNAL).exists() {
-                bail!(
-                    "{} already holds a run ({JOURNAL}); choose another --out or remove it",
-                    out.display()
-                );
-            }
-            out.clone()
-        }
-        None => {
-            let mut dir = args.reports.dir.join(run_id);
-            let mut n = 2;
-            while dir.exists() {
-                dir = args.reports.dir.join(format!("{run_id}-{n}"));
-                n += 1;
-            }
-            dir
-        }
+/// The run directory, locked: `--out`, or a fresh `<reports-dir>/<run-id>` (suffixed when
+/// two runs start in the same second). Never one that already holds a journal.
+fn prepare_dir(args: &RunArgs, run_id: &str) -> anyhow::Result<(PathBuf, DirLock)> {
+    let create = |dir: &Path| {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create run directory {}", dir.display()))
     };
-    std::fs::create_dir_all(&dir)
-        .with_context(|| format!("cannot create run directory {}", dir.display()))?;
-    Ok(dir)
+    if let Some(out) = &args.out {
+        create(out)?;
+        // Locked before the check, so that two runs started on one --out cannot both pass it.
+        let lock = DirLock::acquire(out)?;
+        if out.join(JOURNAL).exists() {
+            bail!(
+                "{} already holds a run ({JOURNAL}); choose another --out or remove it",
+                out.display()
+            );
+        }
+        return Ok((out.clone(), lock));
+    }
+    create(&args.reports.dir)?;
+    // `create_dir` fails on a directory that exists, so two runs started in the same second
+    // each get their own.
+    let mut dir = args.reports.dir.join(run_id);
+    let mut n = 1;
+    loop {
+        match std::fs::create_dir(&dir) {
+            Ok(()) => {
+                let lock = DirLock::acquire(&dir)?;
+                return Ok((dir, lock));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                n += 1;
+                dir = args.reports.dir.join(format!("{run_id}-{n}"));
+            }
+            Err(e) => {
+                return Err(e)
+                    .with_context(|| format!("cannot create run directory {}", dir.display()));
+            }
+        }
+    }
 }

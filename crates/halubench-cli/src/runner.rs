@@ -26,10 +26,11 @@ pub struct Journal {
 }
 
 impl Journal {
-    /// Creates a new journal; refuses to touch one that exists.
+    /// Creates a new journal; refuses to touch one that exists. Like every writer of a
+    /// journal, it appends, so no write can land on top of another line.
     pub fn create(path: &Path) -> anyhow::Result<Journal> {
         let file = File::options()
-            .write(true)
+            .append(true)
             .create_new(true)
             .open(path)
             .with_context(|| format!("cannot create journal {}", path.display()))?;
@@ -67,21 +68,25 @@ impl Journal {
     }
 }
 
-/// Reads a journal, skipping a torn last line (a write cut short by a crash). A damaged
-/// line anywhere else is an error: that is not what a crash leaves behind.
+/// Reads a journal, skipping a torn last line (a write cut short by a crash or a full disk,
+/// possibly inside a multi-byte character: the file is read as bytes, and each line is
+/// decoded on its own). A damaged line anywhere else is an error: that is not what a crash
+/// leaves behind.
 pub fn read_journal(path: &Path) -> anyhow::Result<(Vec<Judgement>, Option<String>)> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read journal {}", path.display()))?;
-    let lines: Vec<&str> = text.lines().collect();
+    let bytes =
+        std::fs::read(path).with_context(|| format!("cannot read journal {}", path.display()))?;
+    let lines: Vec<&[u8]> = bytes.split(|&b| b == b'\n').collect();
     let mut judgements = Vec::with_capacity(lines.len());
     let mut warning = None;
     for (index, line) in lines.iter().enumerate() {
-        if line.trim().is_empty() {
+        if line.trim_ascii().is_empty() {
             continue;
         }
-        match serde_json::from_str::<Judgement>(line) {
+        // After the last newline, a line that is there at all is torn.
+        let torn = index + 1 == lines.len();
+        match serde_json::from_slice::<Judgement>(line) {
             Ok(judgement) => judgements.push(judgement),
-            Err(e) if index + 1 == lines.len() && !text.ends_with('\n') => {
+            Err(e) if torn => {
                 warning = Some(format!(
                     "{}: skipped a torn last line ({e}); that example was not finished",
                     path.display()
@@ -129,6 +134,8 @@ pub struct EngineOptions {
     pub retry_budget: usize,
     pub backoff_base: Duration,
     pub backoff_max: Duration,
+    /// Longest `Retry-After` worth waiting out; a server asking for more stops the run.
+    pub max_wait: Duration,
     pub cache: Option<ResponseCache>,
 }
 
@@ -142,8 +149,10 @@ pub struct RunStats {
     pub usage: Usage,
     /// The lowest concurrency the engine fell back to.
     pub min_concurrency: usize,
-    /// Scheduling stopped before every example was judged.
+    /// Scheduling stopped before every example was judged because the retry budget ran out.
     pub stopped_early: bool,
+    /// The run stopped because the server asked to wait this long, more than `max_wait`.
+    pub refused_wait: Option<Duration>,
     pub not_started: usize,
 }
 
@@ -153,6 +162,8 @@ struct Context {
     limiter: Limiter,
     retries_left: AtomicUsize,
     stats: Mutex<RunStats>,
+    /// Set once when the run must stop at once: calls waiting out a backoff give up.
+    stop: tokio::sync::watch::Sender<bool>,
 }
 
 /// Judges every example, journaling each result in the order it finishes, and stops
@@ -175,6 +186,7 @@ pub async fn run(
             ..RunStats::default()
         }),
         options,
+        stop: tokio::sync::watch::Sender::new(false),
     });
     let progress = progress_bar(examples.len() as u64);
     let mut in_flight = JoinSet::new();
@@ -201,7 +213,7 @@ pub async fn run(
         if budget_spent && !stopping {
             lock(&context.stats).stopped_early = true;
         }
-        stopping = stopping || budget_spent || !keep_going(&judgement);
+        stopping = stopping || budget_spent || *context.stop.borrow() || !keep_going(&judgement);
         done.push(judgement);
     }
     progress.finish_and_clear();
@@ -219,8 +231,11 @@ async fn judge_with_retries(context: &Context, example: &Example) -> Judgement {
         && let Some(reply) = cache.get(key)
     {
         lock(&context.stats).cache_hits += 1;
-        return judgement(example, Ok(reply), started);
+        let mut judgement = judgement(example, Ok(reply), started);
+        judgement.cached = true;
+        return judgement;
     }
+    let mut stop = context.stop.subscribe();
     let mut attempt = 0;
     loop {
         attempt += 1;
@@ -230,7 +245,10 @@ async fn judge_with_retries(context: &Context, example: &Example) -> Judgement {
         context.limiter.release(permit, result.is_ok(), throttled);
         match result {
             Ok(reply) => {
+                // A reply without text (a prompt too long for the model) has nothing to
+                // parse again on a hit, and costs nothing to produce again.
                 if let (Some(cache), Some(key)) = (cache, &key)
+                    && !reply.raw.is_empty()
                     && let Err(e) = cache.put(key, &reply)
                 {
                     eprintln!(
@@ -246,6 +264,19 @@ async fn judge_with_retries(context: &Context, example: &Example) -> Judgement {
                 return judgement(example, Ok(reply), started);
             }
             Err(error) => {
+                let max_wait = context.options.max_wait;
+                if let Some(wait) = error.retry_after().filter(|wait| *wait > max_wait) {
+                    lock(&context.stats).failed += 1;
+                    lock(&context.stats).refused_wait.get_or_insert(wait);
+                    context.stop.send_replace(true);
+                    let message = format!(
+                        "{error}: the server asked to wait {}, longer than --max-wait {}; \
+                         the run stopped",
+                        human_duration(wait),
+                        human_duration(max_wait)
+                    );
+                    return judgement(example, Err(message), started);
+                }
                 let retry = error.is_retryable()
                     && attempt < context.options.max_attempts
                     && take_one(&context.retries_left);
@@ -262,7 +293,15 @@ async fn judge_with_retries(context: &Context, example: &Example) -> Judgement {
                     );
                     return judgement(example, Err(message), started);
                 }
-                tokio::time::sleep(backoff(&context.options, attempt, error.retry_after())).await;
+                let wait = backoff(&context.options, attempt, error.retry_after());
+                tokio::select! {
+                    () = tokio::time::sleep(wait) => {}
+                    _ = stop.wait_for(|stop| *stop) => {
+                        lock(&context.stats).failed += 1;
+                        let message = format!("{error}; not retried: the run stopped");
+                        return judgement(example, Err(message), started);
+                    }
+                }
             }
         }
     }
@@ -280,6 +319,7 @@ fn judgement(example: &Example, result: Result<Reply, String>, started: Instant)
         invalid_reason: None,
         usage: None,
         model: None,
+        cached: false,
     };
     match result {
         Ok(reply) => {
@@ -303,6 +343,18 @@ fn backoff(options: &EngineOptions, attempt: u32, retry_after: Option<Duration>)
         .min(options.backoff_max);
     let jittered = step.mul_f64(0.5 + 0.5 * jitter());
     retry_after.map_or(jittered, |wait| wait.max(jittered))
+}
+
+/// `86400 s (24.0 h)`: seconds as the flag takes them, and hours when that helps.
+pub fn human_duration(duration: Duration) -> String {
+    let seconds = duration.as_secs_f64();
+    if seconds >= 1e9 {
+        format!("{seconds:.3e} s")
+    } else if seconds >= 3600.0 {
+        format!("{seconds:.0} s ({:.1} h)", seconds / 3600.0)
+    } else {
+        format!("{seconds} s")
+    }
 }
 
 /// A number in [0, 1): jitter needs spread, not quality.
@@ -429,6 +481,7 @@ mod tests {
             invalid_reason: None,
             usage: None,
             model: None,
+            cached: false,
         }
     }
 
@@ -471,6 +524,7 @@ mod tests {
             retry_budget: 0,
             backoff_base: Duration::from_millis(100),
             backoff_max: Duration::from_secs(1),
+            max_wait: Duration::from_secs(300),
             cache: None,
         };
         for attempt in 1..=6u32 {

@@ -29,7 +29,9 @@ use clap::Parser;
 use halubench_data::{HubSettings, Registry};
 
 use crate::analysis::{self, ReportOptions};
+use crate::lock::DirLock;
 use crate::report::{JOURNAL, MANIFEST};
+use crate::run_cmd::RunEnd;
 use crate::{RunArgs, run_cmd};
 
 /// `halubench run`'s flags, parsed from a suite entry.
@@ -61,7 +63,11 @@ pub fn run(
             .map_or("suite".into(), |s| s.to_string_lossy());
         reports_dir.join(format!("suite-{stem}"))
     });
+    std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
+    // Two suites on one directory would take turns resuming each other's judges.
+    let _lock = DirLock::acquire(&out)?;
     let mut finished = Vec::new();
+    let mut incomplete = Vec::new();
     let mut failed = Vec::new();
     let total = judges.len();
     for (i, Judge { name, mut args }) in judges.into_iter().enumerate() {
@@ -77,7 +83,11 @@ pub fn run(
             dir.display()
         );
         match run_cmd::run(registry, hub, &args) {
-            Ok(()) => finished.push(dir),
+            Ok(RunEnd::Complete) => finished.push(dir),
+            Ok(RunEnd::Incomplete) => {
+                incomplete.push(name);
+                finished.push(dir);
+            }
             Err(e) => {
                 eprintln!("error: suite judge `{name}`: {e:#}");
                 failed.push(name);
@@ -112,14 +122,23 @@ pub fn run(
         println!("{markdown}");
         println!("report: {}", comparison_dir.join("report.html").display());
     }
-    if failed.is_empty() {
-        Ok(ExitCode::SUCCESS)
-    } else {
+    if !failed.is_empty() {
         bail!(
             "{} of {total} judges failed: {}; run the suite again to resume them",
             failed.len(),
             failed.join(", ")
         )
+    }
+    if incomplete.is_empty() {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!(
+            "incomplete: {} of {total} judges have examples without a reply: {}; run the \
+             suite again to resume them",
+            incomplete.len(),
+            incomplete.join(", ")
+        );
+        Ok(RunEnd::Incomplete.exit_code())
     }
 }
 
@@ -219,6 +238,7 @@ fn is_dir_name(name: &str) -> bool {
         && name != "."
         && name != ".."
         && name != "comparison"
+        && name != crate::lock::LOCK
         && name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))

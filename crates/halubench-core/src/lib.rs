@@ -5,10 +5,14 @@
 //! vocabulary the other crates speak, so that each of them can depend on it without pulling
 //! in anything heavy.
 
+mod safe_url;
+
 use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
+
+pub use safe_url::{SafeUrl, UrlError};
 
 /// The ground-truth label of an example: is the answer faithful to the passage?
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -126,6 +130,9 @@ pub struct Judgement {
     /// The model name the judge reported back (a server may serve another model than asked).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
+    /// The reply came from the response cache: no call was made and nothing was spent.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cached: bool,
 }
 
 /// Tokens spent on one call, as the judge reported them.
@@ -162,6 +169,7 @@ impl Judgement {
             invalid_reason: None,
             usage: None,
             model: None,
+            cached: false,
         }
     }
 

@@ -1,6 +1,6 @@
 //! Reading a dataset file with polars and turning it into validated examples.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
 
@@ -129,7 +129,13 @@ fn to_examples(
 
     let mut examples = Vec::with_capacity(frame.height());
     let mut seen: HashMap<&str, (usize, usize)> = HashMap::with_capacity(frame.height());
-    let mut repeats: HashMap<&str, usize> = HashMap::new();
+    // Every id the file uses, wherever it appears, and every id a repeat was renamed to: a
+    // renamed repeat takes none of them, so a real row keeps its own id whatever the order.
+    let file_ids: HashSet<&str> = id.1.iter().flatten().collect();
+    let mut renamed: HashSet<String> = HashSet::new();
+    // Per repeated id, the suffix to try next: smaller ones were all taken when last looked,
+    // and taken ids stay taken.
+    let mut next_suffix: HashMap<&str, usize> = HashMap::new();
     let mut iters = [id, passage, question, answer, label, task].map(|(_, c)| c.iter());
     for index in 0..frame.height() {
         let row = index + 1;
@@ -184,9 +190,16 @@ fn to_examples(
                     row,
                 });
             }
-            let repeats = repeats.entry(id).or_insert(1);
-            *repeats += 1;
-            example.id = format!("{id}#{repeats}");
+            let suffix = next_suffix.entry(id).or_insert(2);
+            let unique = loop {
+                let candidate = format!("{id}#{suffix}");
+                *suffix += 1;
+                if !file_ids.contains(candidate.as_str()) && !renamed.contains(&candidate) {
+                    break candidate;
+                }
+            };
+            renamed.insert(unique.clone());
+            example.id = unique;
             warnings.push(format!(
                 "{}: row {row} repeats row {first_row} exactly (id {id:?}); both are kept, this one as id {:?}",
                 path.display(),

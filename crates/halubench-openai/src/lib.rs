@@ -5,17 +5,31 @@
 //! It makes exactly one HTTP request per call and classifies what went wrong (worth a
 //! retry or not, and how long the server asked us to wait). It does not retry, cache or
 //! limit concurrency: the runner does, for every judge alike.
+//!
+//! Secrets (the API key, header values, credentials inside a base URL) never leave it as
+//! text: URLs print redacted ([`SafeUrl`]), and whatever the server or the HTTP client
+//! says (error bodies, replies, the reported model, transport errors) is scrubbed of them
+//! before it becomes a reply or an error.
+
+mod retry_after;
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use halubench_core::{Example, JudgeInfo, Usage};
+pub use halubench_core::{SafeUrl, UrlError};
 use halubench_judge::{BoxFuture, Judge, JudgeError, PromptTemplate, Reply, parse_verdict};
 use serde::Deserialize;
 use serde_json::json;
 use sha2::{Digest, Sha256};
+
+pub use retry_after::parse_retry_after;
+
+/// The largest response body read; a larger one fails the call (`JudgeError::Rejected`)
+/// without being kept. A chat completion is a few kilobytes.
+pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
 
 /// An API key. `Debug` and `Display` print `***`; the value only ever goes into the
 /// `Authorization` header.
@@ -40,11 +54,38 @@ impl fmt::Display for ApiKey {
     }
 }
 
-/// Everything that shapes a request.
+/// An extra request header. `Debug` shows the name and `***`: the value only ever goes
+/// into the request.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Header {
+    pub name: String,
+    value: String,
+}
+
+impl Header {
+    pub fn new(name: impl Into<String>, value: impl Into<String>) -> Header {
+        Header {
+            name: name.into(),
+            value: value.into(),
+        }
+    }
+}
+
+impl fmt::Debug for Header {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Header")
+            .field("name", &self.name)
+            .field("value", &format_args!("***"))
+            .finish()
+    }
+}
+
+/// Everything that shapes a request. `Debug` shows no secret: the key and header values
+/// print as `***`, the URLs in their redacted form.
 #[derive(Debug, Clone)]
 pub struct OpenAiSettings {
     /// One or more base URLs ending in `/v1`; calls go round-robin across them.
-    pub base_urls: Vec<String>,
+    pub base_urls: Vec<SafeUrl>,
     pub model: String,
     pub api_key: Option<ApiKey>,
     /// The environment variable the key came from, recorded in `run.toml` instead of it.
@@ -53,15 +94,16 @@ pub struct OpenAiSettings {
     pub max_tokens: u32,
     /// Ask for `response_format: {"type": "json_object"}`.
     pub json_mode: bool,
-    /// Extra request headers (name, value). Only the names are ever recorded.
-    pub headers: Vec<(String, String)>,
+    /// Extra request headers. Only the names are ever recorded.
+    pub headers: Vec<Header>,
+    /// The whole call, reading the response body included.
     pub timeout: Duration,
 }
 
 impl OpenAiSettings {
-    pub fn new(base_url: impl Into<String>, model: impl Into<String>) -> OpenAiSettings {
+    pub fn new(base_url: SafeUrl, model: impl Into<String>) -> OpenAiSettings {
         OpenAiSettings {
-            base_urls: vec![base_url.into()],
+            base_urls: vec![base_url],
             model: model.into(),
             api_key: None,
             api_key_env: None,
@@ -74,10 +116,12 @@ impl OpenAiSettings {
     }
 }
 
+/// Why a judge cannot be built. No variant carries a secret: a URL shows in its redacted
+/// form, a header by its name only.
 #[derive(Debug, thiserror::Error)]
 pub enum OpenAiError {
-    #[error("invalid base URL {url:?}: it must start with http:// or https://")]
-    BaseUrl { url: String },
+    #[error("invalid base URL {:?}: {}", .0.shown(), .0.reason())]
+    BaseUrl(#[from] UrlError),
     #[error("no base URL given")]
     NoBaseUrl,
     #[error("invalid header {name:?}: {reason}")]
@@ -91,6 +135,9 @@ pub struct OpenAiJudge {
     settings: OpenAiSettings,
     template: PromptTemplate,
     next_base: AtomicUsize,
+    /// Every secret this judge sends, longest first: scrubbed from whatever the server or
+    /// the HTTP client says before it can reach a journal, a report or stderr.
+    secrets: Vec<String>,
 }
 
 impl fmt::Debug for OpenAiJudge {
@@ -104,44 +151,43 @@ impl fmt::Debug for OpenAiJudge {
 
 impl OpenAiJudge {
     pub fn new(
-        mut settings: OpenAiSettings,
+        settings: OpenAiSettings,
         template: PromptTemplate,
     ) -> Result<OpenAiJudge, OpenAiError> {
         if settings.base_urls.is_empty() {
             return Err(OpenAiError::NoBaseUrl);
         }
-        for url in &mut settings.base_urls {
-            if !(url.starts_with("http://") || url.starts_with("https://")) {
-                return Err(OpenAiError::BaseUrl { url: url.clone() });
-            }
-            *url = url.trim_end_matches('/').to_string();
-        }
+        let secrets = collect_secrets(&settings);
         let mut headers = reqwest::header::HeaderMap::new();
-        for (name, value) in &settings.headers {
-            let invalid = |reason: String| OpenAiError::Header {
-                name: name.clone(),
-                reason,
+        for header in &settings.headers {
+            // Neither error of `http` quotes the text it rejects.
+            let invalid = |reason: &str| OpenAiError::Header {
+                name: header.name.clone(),
+                reason: reason.to_string(),
             };
-            let header_name = reqwest::header::HeaderName::from_bytes(name.as_bytes())
-                .map_err(|e| invalid(e.to_string()))?;
-            let mut header_value = reqwest::header::HeaderValue::from_str(value)
-                .map_err(|e| invalid(e.to_string()))?;
+            let header_name = reqwest::header::HeaderName::from_bytes(header.name.as_bytes())
+                .map_err(|_| invalid("not a valid header name"))?;
+            let mut header_value = reqwest::header::HeaderValue::from_str(&header.value)
+                .map_err(|_| invalid("its value has a character a header cannot carry"))?;
             header_value.set_sensitive(true);
             headers.insert(header_name, header_value);
         }
         let client = reqwest::Client::builder()
+            // The whole call: connecting, sending, and reading the body to its end, so a
+            // server that sends its headers and then stalls or trickles is cut off too.
             .timeout(settings.timeout)
             .connect_timeout(settings.timeout.min(Duration::from_secs(10)))
             .default_headers(headers)
             // Enough idle connections for a few hundred calls in flight.
             .pool_max_idle_per_host(1024)
             .build()
-            .map_err(|e| OpenAiError::Client(e.to_string()))?;
+            .map_err(|e| OpenAiError::Client(scrub(&secrets, &error_chain(e))))?;
         Ok(OpenAiJudge {
             client,
             settings,
             template,
             next_base: AtomicUsize::new(0),
+            secrets,
         })
     }
 
@@ -159,15 +205,50 @@ impl OpenAiJudge {
         body
     }
 
-    /// Replaces the API key wherever a server echoed it back.
-    fn redact(&self, text: &str) -> String {
-        match &self.settings.api_key {
-            Some(ApiKey(key)) if !key.is_empty() => text.replace(key.as_str(), "***"),
-            _ => text.to_string(),
-        }
+    /// `text` with every secret this judge sends (the API key, header values, and the
+    /// [`SafeUrl::secrets`] of each base URL) replaced by `***`. Secrets shorter than
+    /// [`SafeUrl::MIN_SECRET_CHARS`] are left alone: scrubbing them would mangle the text.
+    pub fn redact(&self, text: &str) -> String {
+        scrub(&self.secrets, text)
     }
 
-    fn next_base_url(&self) -> &str {
+    /// One line naming the base URLs that would carry a credential (the API key, a
+    /// header, or a userinfo or query in the URL itself) unencrypted over `http://` to a
+    /// host other than this machine; `None` when there are none. The line has no
+    /// `warning:` prefix: the caller adds its own.
+    pub fn insecure_credentials_warning(&self) -> Option<String> {
+        let s = &self.settings;
+        let key = s.api_key.as_ref().is_some_and(|ApiKey(k)| !k.is_empty());
+        let exposed: Vec<&SafeUrl> = s
+            .base_urls
+            .iter()
+            .filter(|u| u.is_plain_http() && !u.is_loopback())
+            .filter(|u| key || !s.headers.is_empty() || u.has_credentials())
+            .collect();
+        if exposed.is_empty() {
+            return None;
+        }
+        let mut what = Vec::new();
+        if key {
+            what.push("the API key".to_string());
+        }
+        if !s.headers.is_empty() {
+            let names: Vec<&str> = s.headers.iter().map(|h| h.name.as_str()).collect();
+            what.push(format!("the header(s) {}", names.join(", ")));
+        }
+        if exposed.iter().any(|u| u.has_credentials()) {
+            what.push("the credentials in the URL".to_string());
+        }
+        let urls: Vec<String> = exposed.iter().map(|u| u.to_string()).collect();
+        Some(format!(
+            "{} will be sent unencrypted over plain http:// to {}; use https://, \
+             or a tunnel to a loopback address",
+            what.join(", "),
+            urls.join(" ")
+        ))
+    }
+
+    fn next_base_url(&self) -> &SafeUrl {
         let i = self.next_base.fetch_add(1, Ordering::Relaxed) % self.settings.base_urls.len();
         &self.settings.base_urls[i]
     }
@@ -176,36 +257,87 @@ impl OpenAiJudge {
     async fn send(
         &self,
         mut request: reqwest::RequestBuilder,
-        url: &str,
+        url: &SafeUrl,
     ) -> Result<reqwest::Response, JudgeError> {
         if let Some(ApiKey(key)) = &self.settings.api_key {
             request = request.bearer_auth(key);
         }
-        request.send().await.map_err(|e| transport_error(url, &e))
+        request
+            .send()
+            .await
+            .map_err(|e| self.transport_error(url, e))
+    }
+
+    /// The body, up to [`MAX_BODY_BYTES`]; a larger one is refused without being kept.
+    /// The client's total timeout bounds how long this can take.
+    async fn read_body(
+        &self,
+        mut response: reqwest::Response,
+        url: &SafeUrl,
+    ) -> Result<String, JudgeError> {
+        let too_large = || JudgeError::Rejected {
+            reason: format!(
+                "the response from {url} is larger than the {} MiB limit ({MAX_BODY_BYTES} bytes)",
+                MAX_BODY_BYTES >> 20
+            ),
+        };
+        if response
+            .content_length()
+            .is_some_and(|n| n > MAX_BODY_BYTES as u64)
+        {
+            return Err(too_large());
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| self.transport_error(url, e))?
+        {
+            if body.len() + chunk.len() > MAX_BODY_BYTES {
+                return Err(too_large());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(String::from_utf8_lossy(&body).into_owned())
+    }
+
+    /// A request that got no (complete) response. reqwest's own text names the URL with
+    /// its secrets, so it is dropped for ours, redacted; the cause chain ("connection
+    /// refused") is kept, and the whole text scrubbed.
+    fn transport_error(&self, url: &SafeUrl, error: reqwest::Error) -> JudgeError {
+        let kind = if error.is_timeout() {
+            "timed out"
+        } else if error.is_connect() {
+            "connection failed"
+        } else {
+            "request failed"
+        };
+        JudgeError::Unavailable {
+            reason: self.redact(&format!("{kind}: {url}: {}", error_chain(error))),
+            retry_after: None,
+        }
     }
 
     async fn call(&self, example: &Example) -> Result<Reply, JudgeError> {
-        let url = format!("{}/chat/completions", self.next_base_url());
-        let request = self.client.post(&url).json(&self.request_body(example));
+        let url = self.next_base_url().join("chat/completions");
+        let request = self
+            .client
+            .post(url.expose_secret())
+            .json(&self.request_body(example));
         let response = self.send(request, &url).await?;
         let status = response.status();
         let retry_after = response
             .headers()
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<f64>().ok())
-            .filter(|s| s.is_finite() && *s >= 0.0)
-            .map(Duration::from_secs_f64);
-        let body = response
-            .text()
-            .await
-            .map_err(|e| transport_error(&url, &e))?;
+            .and_then(|v| parse_retry_after(v, SystemTime::now()));
+        let body = self.read_body(response, &url).await?;
         if !status.is_success() {
-            let reason = format!(
+            let reason = self.redact(&format!(
                 "HTTP {} from {url}: {}",
                 status.as_u16(),
                 snippet(&self.redact(&body))
-            );
+            ));
             return Err(match status.as_u16() {
                 429 => JudgeError::Throttled {
                     reason,
@@ -220,10 +352,11 @@ impl OpenAiJudge {
         }
         let parsed: ChatResponse =
             serde_json::from_str(&body).map_err(|e| JudgeError::Unavailable {
-                reason: format!(
+                // serde's message may quote a piece of the body too.
+                reason: self.redact(&format!(
                     "malformed response from {url}: {e}: {}",
                     snippet(&self.redact(&body))
-                ),
+                )),
                 retry_after: None,
             })?;
         let Some(content) = parsed
@@ -233,10 +366,7 @@ impl OpenAiJudge {
             .and_then(|c| c.message.content)
         else {
             return Err(JudgeError::Unavailable {
-                reason: format!(
-                    "response from {} has no choices or no message content",
-                    redact_url(&url)
-                ),
+                reason: format!("response from {url} has no choices or no message content"),
                 retry_after: None,
             });
         };
@@ -250,7 +380,7 @@ impl OpenAiJudge {
                 prompt_tokens: u.prompt_tokens,
                 completion_tokens: u.completion_tokens,
             }),
-            model: parsed.model,
+            model: parsed.model.map(|m| self.redact(&m)),
         })
     }
 }
@@ -263,7 +393,7 @@ impl Judge for OpenAiJudge {
                 "base_urls".to_string(),
                 s.base_urls
                     .iter()
-                    .map(|u| redact_url(u))
+                    .map(SafeUrl::to_string)
                     .collect::<Vec<_>>()
                     .join(" "),
             ),
@@ -278,7 +408,7 @@ impl Judge for OpenAiJudge {
             settings.insert("api_key_env".to_string(), env.clone());
         }
         if !s.headers.is_empty() {
-            let names: Vec<&str> = s.headers.iter().map(|(n, _)| n.as_str()).collect();
+            let names: Vec<&str> = s.headers.iter().map(|h| h.name.as_str()).collect();
             settings.insert("header_names".to_string(), names.join(" "));
         }
         JudgeInfo {
@@ -293,20 +423,19 @@ impl Judge for OpenAiJudge {
     fn health(&self) -> BoxFuture<'_, Result<(), JudgeError>> {
         Box::pin(async move {
             for base in &self.settings.base_urls {
-                let url = format!("{base}/models");
-                let response = self.send(self.client.get(&url), &url).await?;
+                let url = base.join("models");
+                let response = self
+                    .send(self.client.get(url.expose_secret()), &url)
+                    .await?;
                 let status = response.status().as_u16();
                 if status == 401 || status == 403 {
                     return Err(JudgeError::Rejected {
-                        reason: format!(
-                            "HTTP {status} from {}: check the API key",
-                            redact_url(&url)
-                        ),
+                        reason: format!("HTTP {status} from {url}: check the API key"),
                     });
                 }
                 if status >= 500 {
                     return Err(JudgeError::Unavailable {
-                        reason: format!("HTTP {status} from {}", redact_url(&url)),
+                        reason: format!("HTTP {status} from {url}"),
                         retry_after: None,
                     });
                 }
@@ -317,10 +446,17 @@ impl Judge for OpenAiJudge {
 
     fn cache_key(&self, example: &Example) -> Option<String> {
         // The key covers every byte that shapes the reply; the URLs are included because
-        // two endpoints may serve different weights under one model name.
+        // two endpoints may serve different weights under one model name. They go in whole
+        // (only a digest of them is kept), as they always have, so old caches still hit.
+        let base_urls: Vec<&str> = self
+            .settings
+            .base_urls
+            .iter()
+            .map(SafeUrl::expose_secret)
+            .collect();
         let key = json!({
             "judge": "openai",
-            "base_urls": self.settings.base_urls,
+            "base_urls": base_urls,
             "body": self.request_body(example),
             "template_sha256": self.template.sha256(),
         });
@@ -343,63 +479,64 @@ impl Judge for OpenAiJudge {
     }
 }
 
-/// A base URL as it may be recorded: credentials in it (`https://user:key@host/v1`, a
-/// `?api-key=` query) become `***`, since run.toml and reports are shared.
-fn redact_url(url: &str) -> String {
-    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
-    let (rest, query) = match rest.split_once('?') {
-        Some((before, _)) => (before, "?***"),
-        None => (rest, ""),
+/// The strings to scrub, longest first (so a secret containing another goes whole): the
+/// API key, each header value (and, for `Bearer xyz`-style values, the part after the
+/// scheme word), and each base URL's secrets.
+fn collect_secrets(settings: &OpenAiSettings) -> Vec<String> {
+    let mut secrets: Vec<String> = Vec::new();
+    let mut add = |value: &str| {
+        for value in [value, value.trim()] {
+            if value.chars().count() >= SafeUrl::MIN_SECRET_CHARS
+                && !secrets.iter().any(|s| s == value)
+            {
+                secrets.push(value.to_string());
+            }
+        }
     };
-    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-    let host = match authority.rsplit_once('@') {
-        Some((_, host)) => format!("***@{host}"),
-        None => authority.to_string(),
-    };
-    let scheme = if scheme.is_empty() {
-        String::new()
-    } else {
-        format!("{scheme}://")
-    };
-    format!("{scheme}{host}{path}{query}")
+    if let Some(ApiKey(key)) = &settings.api_key {
+        add(key);
+    }
+    for header in &settings.headers {
+        add(&header.value);
+        if let Some((_, credential)) = header.value.trim().split_once(char::is_whitespace) {
+            add(credential);
+        }
+    }
+    for url in &settings.base_urls {
+        for secret in url.secrets() {
+            add(&secret);
+        }
+    }
+    secrets.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
+    secrets
 }
 
-#[cfg(test)]
-mod redact_tests {
-    use super::redact_url;
-
-    #[test]
-    fn credentials_in_a_base_url_are_not_recorded() {
-        assert_eq!(redact_url("http://gpu1:8000/v1"), "http://gpu1:8000/v1");
-        assert_eq!(
-            redact_url("https://me:sk-123@proxy.example/v1"),
-            "https://***@proxy.example/v1"
-        );
-        assert_eq!(
-            redact_url("https://proxy.example/v1?api-key=sk-123"),
-            "https://proxy.example/v1?***"
-        );
+fn scrub(secrets: &[String], text: &str) -> String {
+    let mut text = text.to_string();
+    for secret in secrets {
+        if text.contains(secret.as_str()) {
+            text = text.replace(secret.as_str(), "***");
+        }
     }
+    text
 }
 
-fn transport_error(url: &str, error: &reqwest::Error) -> JudgeError {
-    let kind = if error.is_timeout() {
-        "timed out"
-    } else if error.is_connect() {
-        "connection failed"
-    } else {
-        "request failed"
-    };
-    // reqwest's messages name the URL but never the headers; the URL is redacted like the
-    // recorded one, so a key inside it cannot reach a journal either.
-    let shown = redact_url(url);
-    JudgeError::Unavailable {
-        reason: format!(
-            "{kind}: {shown}: {}",
-            error.to_string().replace(url, &shown)
-        ),
-        retry_after: None,
+/// An error's text without reqwest's URL, followed by each of its causes not already in
+/// it: "error sending request: client error (Connect): tcp connect error: Connection
+/// refused (os error 111)".
+fn error_chain(error: reqwest::Error) -> String {
+    let error = error.without_url();
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(&error);
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
     }
+    text
 }
 
 fn snippet(text: &str) -> String {
@@ -436,3 +573,6 @@ struct ChatUsage {
     #[serde(default)]
     completion_tokens: u64,
 }
+
+#[cfg(test)]
+mod tests;

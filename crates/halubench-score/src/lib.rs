@@ -87,9 +87,13 @@ pub struct Summary {
     pub invalid_reasons: BTreeMap<String, usize>,
     /// Tokens the judge reported, summed over all rows.
     pub tokens: Usage,
-    /// What those tokens cost, when a price is known for the model.
+    /// What the calls made cost, when a price is known for the model. Replies served from
+    /// the response cache are not counted: they cost nothing this time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cost_usd: Option<f64>,
+    /// What the replies served from the response cache would have cost.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost_avoided_usd: Option<f64>,
     /// Keyed by the dataset's `source_ds` spelling.
     pub tasks: BTreeMap<String, TaskScore>,
 }
@@ -131,6 +135,7 @@ impl Summary {
             invalid_reasons,
             tokens,
             cost_usd: None,
+            cost_avoided_usd: None,
             tasks,
         }
     }
@@ -142,16 +147,19 @@ impl Summary {
         tasks
     }
 
-    /// The rows of the paper-layout table: a label, then one cell per task, then Overall.
-    fn table(&self) -> (Vec<String>, Vec<(&'static str, Vec<String>)>) {
+    /// The paper-layout table: in each row a label, then one cell per task, then Overall.
+    /// Task names are data: [`compare::Table`] escapes them for markdown and quotes them for
+    /// CSV.
+    fn table(&self) -> compare::Table {
         let tasks = self.ordered_tasks();
         let mut header = vec!["metric".to_string()];
         header.extend(tasks.iter().map(|(name, _)| task_heading(name).to_string()));
         header.push("Overall".to_string());
 
         let pct = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{:.1}", v * 100.0));
-        let row = |cell: &dyn Fn(&TaskScore) -> String, overall: String| {
-            let mut cells: Vec<String> = tasks.iter().map(|(_, t)| cell(t)).collect();
+        let row = |label: &str, cell: &dyn Fn(&TaskScore) -> String, overall: String| {
+            let mut cells = vec![label.to_string()];
+            cells.extend(tasks.iter().map(|(_, t)| cell(t)));
             cells.push(overall);
             cells
         };
@@ -160,46 +168,36 @@ impl Summary {
             (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
         };
         let rows = vec![
-            (
+            row(
                 "accuracy (%)",
-                row(&|t| pct(Some(t.accuracy)), pct(Some(self.overall_macro))),
+                &|t| pct(Some(t.accuracy)),
+                pct(Some(self.overall_macro)),
             ),
-            (
+            row(
                 "PASS accuracy (%)",
-                row(
-                    &|t| pct(t.pass_accuracy),
-                    pct(macro_of(|t| t.pass_accuracy)),
-                ),
+                &|t| pct(t.pass_accuracy),
+                pct(macro_of(|t| t.pass_accuracy)),
             ),
-            (
+            row(
                 "FAIL accuracy (%)",
-                row(
-                    &|t| pct(t.fail_accuracy),
-                    pct(macro_of(|t| t.fail_accuracy)),
-                ),
+                &|t| pct(t.fail_accuracy),
+                pct(macro_of(|t| t.fail_accuracy)),
             ),
-            (
+            row(
                 "invalid",
-                row(&|t| t.invalid.to_string(), self.invalid.to_string()),
+                &|t| t.invalid.to_string(),
+                self.invalid.to_string(),
             ),
-            ("n", row(&|t| t.n.to_string(), self.n.to_string())),
+            row("n", &|t| t.n.to_string(), self.n.to_string()),
         ];
-        (header, rows)
+        compare::Table { header, rows }
     }
 
     /// `summary.md`: the paper's Table 3 layout for this run.
     pub fn to_markdown(&self, title: &str) -> String {
-        let (header, rows) = self.table();
         let mut out = String::new();
         let _ = writeln!(out, "# {title}\n");
-        let _ = writeln!(out, "| {} |", header.join(" | "));
-        let align: Vec<&str> = std::iter::once("---")
-            .chain(header.iter().skip(1).map(|_| "---:"))
-            .collect();
-        let _ = writeln!(out, "|{}|", align.join("|"));
-        for (label, cells) in rows {
-            let _ = writeln!(out, "| {label} | {} |", cells.join(" | "));
-        }
+        out.push_str(&self.table().to_markdown());
         let _ = writeln!(
             out,
             "\nOverall is the unweighted mean of the tasks present (the paper's rule); over all {} rows \
@@ -220,18 +218,7 @@ impl Summary {
 
     /// `summary.csv`: the same table as `summary.md`, percentages to one decimal.
     pub fn to_csv(&self) -> String {
-        let (header, rows) = self.table();
-        let mut out = header.join(",");
-        out.push('\n');
-        for (label, cells) in rows {
-            out.push_str(label);
-            for cell in cells {
-                out.push(',');
-                out.push_str(&cell);
-            }
-            out.push('\n');
-        }
-        out
+        self.table().to_csv()
     }
 
     /// `summary.json`.
@@ -297,6 +284,115 @@ mod tests {
         assert_eq!(lines[1], "accuracy (%),50.0,75.0,62.5");
         assert_eq!(lines[2], "PASS accuracy (%),0.0,50.0,25.0");
         assert_eq!(lines[5], "n,2,4,6");
+    }
+
+    #[test]
+    fn ordinary_tables_are_unchanged() {
+        let s = Summary::from_judgements(&sample());
+        assert_eq!(
+            s.to_csv(),
+            "metric,HaluEval,DROP,Overall\n\
+             accuracy (%),50.0,75.0,62.5\n\
+             PASS accuracy (%),0.0,50.0,25.0\n\
+             FAIL accuracy (%),100.0,100.0,100.0\n\
+             invalid,0,1,1\n\
+             n,2,4,6\n"
+        );
+        let md = s.to_markdown("t");
+        assert!(
+            md.starts_with(
+                "# t\n\n\
+                 | metric | HaluEval | DROP | Overall |\n\
+                 |---|---:|---:|---:|\n\
+                 | accuracy (%) | 50.0 | 75.0 | 62.5 |\n\
+                 | PASS accuracy (%) | 0.0 | 50.0 | 25.0 |\n\
+                 | FAIL accuracy (%) | 100.0 | 100.0 | 100.0 |\n\
+                 | invalid | 0 | 1 | 1 |\n\
+                 | n | 2 | 4 | 6 |\n\
+                 \nOverall is"
+            ),
+            "{md}"
+        );
+    }
+
+    const HOSTILE: &str = "a,\"b\"\nc|d";
+
+    fn hostile_summary() -> Summary {
+        let mut judgements = sample();
+        judgements.push(judgement(HOSTILE, Label::Pass, Verdict::Pass));
+        judgements.push(judgement("`x` <b>y</b>\r\n\\", Label::Fail, Verdict::Pass));
+        Summary::from_judgements(&judgements)
+    }
+
+    #[test]
+    fn csv_task_names_round_trip() {
+        let s = hostile_summary();
+        let text = s.to_csv();
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .from_reader(text.as_bytes());
+        let records: Vec<Vec<String>> = reader
+            .records()
+            .map(|r| r.expect("record").iter().map(str::to_string).collect())
+            .collect();
+        assert_eq!(records.len(), 6, "{text}");
+        let mut header = vec!["metric", "HaluEval", "DROP"];
+        let mut others: Vec<&str> = vec![HOSTILE, "`x` <b>y</b>\r\n\\"];
+        others.sort();
+        header.extend(others);
+        header.push("Overall");
+        assert_eq!(records[0], header, "{text}");
+        for record in &records {
+            assert_eq!(record.len(), header.len(), "{text}");
+        }
+        let hostile = header.iter().position(|h| *h == HOSTILE).expect("column");
+        assert_eq!(records[1][0], "accuracy (%)");
+        assert_eq!(records[1][hostile], "100.0");
+        assert_eq!(records[5][hostile], "1");
+    }
+
+    /// The cells of one markdown table row: split at the `|`s no backslash escapes.
+    fn markdown_cells(line: &str) -> Vec<String> {
+        let mut cells = vec![String::new()];
+        let mut chars = line.chars();
+        while let Some(c) = chars.next() {
+            match c {
+                '\\' => {
+                    let cell = cells.last_mut().expect("a cell");
+                    cell.push(c);
+                    cell.extend(chars.next());
+                }
+                '|' => cells.push(String::new()),
+                c => cells.last_mut().expect("a cell").push(c),
+            }
+        }
+        // Text before the leading `|` and after the trailing one.
+        assert_eq!(cells.first().map(String::as_str), Some(""), "{line}");
+        assert_eq!(cells.last().map(String::as_str), Some(""), "{line}");
+        cells[1..cells.len() - 1].to_vec()
+    }
+
+    #[test]
+    fn markdown_task_names_keep_every_row_whole() {
+        let s = hostile_summary();
+        let md = s.to_markdown("t");
+        let rows: Vec<&str> = md.lines().filter(|l| l.starts_with('|')).collect();
+        // Header, alignment, five metrics: a line break in a name made no extra line.
+        assert_eq!(rows.len(), 7, "{md}");
+        let columns = s.tasks.len() + 2;
+        for row in &rows {
+            assert_eq!(markdown_cells(row).len(), columns, "{row:?} in\n{md}");
+        }
+        let header = markdown_cells(rows[0]);
+        assert!(
+            header.contains(&" a,\"b\"<br>c\\|d ".to_string()),
+            "{header:?}"
+        );
+        assert!(
+            header.contains(&" \\`x\\` \\<b>y\\</b><br>\\\\ ".to_string()),
+            "{header:?}"
+        );
+        assert!(!md.contains(" <b>"), "{md}");
     }
 
     #[test]

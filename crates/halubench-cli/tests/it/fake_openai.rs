@@ -24,9 +24,14 @@ pub enum Fault {
     Reset,
     MalformedBody,
     EmptyChoices,
+    /// Answers properly, with this reply instead of the digest's.
+    Says(&'static str),
 }
 
 pub type Script = Arc<dyn Fn(u64, usize) -> Fault + Send + Sync>;
+
+/// Like [`Script`], but given the whole prompt.
+pub type PromptScript = Arc<dyn Fn(&str, usize) -> Fault + Send + Sync>;
 
 pub struct FakeOpenAi {
     pub base_url: String,
@@ -44,6 +49,13 @@ impl FakeOpenAi {
 
 /// `script(prompt_digest, attempt)` picks the fault for each attempt (attempts count from 1).
 pub fn serve(script: Script) -> FakeOpenAi {
+    serve_prompts(Arc::new(move |prompt, attempt| {
+        script(digest(prompt), attempt)
+    }))
+}
+
+/// `script(prompt, attempt)` picks the fault for each attempt.
+pub fn serve_prompts(script: PromptScript) -> FakeOpenAi {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let base_url = format!("http://{}/v1", listener.local_addr().expect("addr"));
     let attempts = Arc::new(Mutex::new(HashMap::new()));
@@ -82,7 +94,7 @@ pub fn digest(text: &str) -> u64 {
 
 fn handle(
     stream: TcpStream,
-    script: &Script,
+    script: &PromptScript,
     attempts: &Mutex<HashMap<u64, usize>>,
     auth: &Mutex<Vec<String>>,
 ) -> std::io::Result<()> {
@@ -137,16 +149,20 @@ fn handle(
             *n += 1;
             *n
         };
-        let mut fault = script(d, attempt);
+        let mut fault = script(&prompt, attempt);
         if let Fault::Late(wait) = fault {
             thread::sleep(wait);
             fault = Fault::None;
         }
         match fault {
-            Fault::None | Fault::Late(_) => {
+            Fault::None | Fault::Late(_) | Fault::Says(_) => {
+                let content = match fault {
+                    Fault::Says(text) => text.to_string(),
+                    _ => reply_for(d),
+                };
                 let reply = serde_json::json!({
                     "id": "x", "object": "chat.completion", "model": format!("{model}-served"),
-                    "choices": [{"index": 0, "message": {"role": "assistant", "content": reply_for(d)}, "finish_reason": "stop"}],
+                    "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
                     "usage": {"prompt_tokens": prompt.len() / 4, "completion_tokens": 20, "total_tokens": prompt.len() / 4 + 20}
                 });
                 respond(&mut writer, "200 OK", &[], &reply.to_string())?;

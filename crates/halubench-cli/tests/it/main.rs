@@ -2,9 +2,13 @@
 
 mod analysis;
 mod fake_openai;
+mod hostile;
+mod kill_resume;
 #[cfg(feature = "local")]
 mod local;
 mod openai;
+mod trust;
+mod workflow;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

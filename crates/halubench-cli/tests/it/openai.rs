@@ -125,9 +125,10 @@ fn a_permanent_rejection_is_recorded_once_and_a_dead_end_is_bounded() {
             "32",
         ],
     );
-    assert!(
-        out.status.success(),
-        "a run never dies on a judge fault: {}",
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "a run never dies on a judge fault, and says it is incomplete: {}",
         stderr(&out)
     );
     assert!(
@@ -170,13 +171,13 @@ fn the_response_cache_makes_a_rerun_free_and_a_changed_parameter_misses() {
     let dir = tempfile::tempdir().expect("tempdir");
     let server = fake_openai::serve(Arc::new(|_, _| Fault::None));
     assert!(
-        openai_run(dir.path(), &server.base_url, &["--out", "a"])
+        openai_run(dir.path(), &server.base_url, &["--out", "a", "--cache"])
             .status
             .success()
     );
     assert_eq!(server.total_attempts(), 60);
     assert!(
-        openai_run(dir.path(), &server.base_url, &["--out", "b"])
+        openai_run(dir.path(), &server.base_url, &["--out", "b", "--cache"])
             .status
             .success()
     );
@@ -193,7 +194,7 @@ fn the_response_cache_makes_a_rerun_free_and_a_changed_parameter_misses() {
         openai_run(
             dir.path(),
             &server.base_url,
-            &["--out", "c", "--max-tokens", "599"]
+            &["--out", "c", "--max-tokens", "599", "--cache"]
         )
         .status
         .success()
@@ -220,7 +221,12 @@ fn the_api_key_is_sent_but_never_written() {
         &server.base_url,
         &["--out", "r", "--header", "X-Team: secret-team-header"],
     );
-    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "rejected calls: {}",
+        stderr(&out)
+    );
     assert!(
         server
             .auth
@@ -414,7 +420,7 @@ fn max_cost_stops_cleanly_and_resume_finishes() {
         "--no-cache",
     ];
     let out = openai_run(dir.path(), &server.base_url, &args);
-    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     assert!(
         stderr(&out).contains("stopped at --max-cost"),
         "{}",
@@ -464,7 +470,7 @@ fn a_spent_retry_budget_stops_the_run_instead_of_wedging() {
             "--no-cache",
         ],
     );
-    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     assert!(
         stderr(&out).contains("retry budget is spent"),
         "{}",

@@ -6,6 +6,7 @@ mod fake_hub;
 mod files;
 mod hub;
 mod malformed;
+mod repeats;
 mod shared_data;
 
 use std::path::{Path, PathBuf};

@@ -1,0 +1,642 @@
+//! Tests against a tiny HTTP server on 127.0.0.1 started by each test: what comes back
+//! from a server (or from a failed connection) must never carry a secret we sent.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use halubench_core::Label;
+
+use super::*;
+
+const KEY: &str = "sk-test-KEY-1234567890";
+const HEADER_VALUE: &str = "hdr-SECRET-value-42";
+const PASSWORD: &str = "pw-SECRET-9876";
+const QUERY_VALUE: &str = "q-SECRET-5555";
+/// `Basic` token reqwest builds from `user:pw-SECRET-9876@`.
+const BASIC_TOKEN: &str = "dXNlcjpwdy1TRUNSRVQtOTg3Ng==";
+const SECRETS: [&str; 5] = [KEY, HEADER_VALUE, PASSWORD, QUERY_VALUE, BASIC_TOKEN];
+
+fn assert_clean(text: &str) {
+    for secret in SECRETS {
+        assert!(!text.contains(secret), "{secret:?} leaked: {text}");
+    }
+}
+
+fn assert_error_clean(error: &JudgeError) {
+    assert_clean(&error.to_string());
+    assert_clean(&format!("{error:?}"));
+}
+
+type Handler = dyn Fn(&str, &mut TcpStream) + Send + Sync;
+
+/// A server on 127.0.0.1 that hands each request (head and body, as text) to `handler`,
+/// one thread per connection; `requests` keeps every request it saw.
+struct Server {
+    port: u16,
+    requests: Arc<Mutex<Vec<String>>>,
+}
+
+impl Server {
+    fn start(handler: impl Fn(&str, &mut TcpStream) + Send + Sync + 'static) -> Server {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
+        let port = listener.local_addr().expect("local address").port();
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let seen = Arc::clone(&requests);
+        let handler: Arc<Handler> = Arc::new(handler);
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let handler = Arc::clone(&handler);
+                let seen = Arc::clone(&seen);
+                std::thread::spawn(move || {
+                    let Some(request) = read_request(&mut stream) else {
+                        return;
+                    };
+                    seen.lock().expect("lock").push(request.clone());
+                    handler(&request, &mut stream);
+                });
+            }
+        });
+        Server { port, requests }
+    }
+
+    /// `http://user:PASSWORD@127.0.0.1:PORT{path}?api-key=QUERY_VALUE`
+    fn base_url(&self, path: &str) -> SafeUrl {
+        let text = format!(
+            "http://user:{PASSWORD}@127.0.0.1:{}{path}?api-key={QUERY_VALUE}",
+            self.port
+        );
+        SafeUrl::parse(&text).expect("a valid URL")
+    }
+
+    fn requests(&self) -> Vec<String> {
+        self.requests.lock().expect("lock").clone()
+    }
+}
+
+fn read_request(stream: &mut TcpStream) -> Option<String> {
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    let mut data = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        if let Some(end) = data.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&data[..end]).to_string();
+            let length = head
+                .lines()
+                .filter_map(|l| l.split_once(':'))
+                .find(|(name, _)| name.trim().eq_ignore_ascii_case("content-length"))
+                .and_then(|(_, v)| v.trim().parse::<usize>().ok())
+                .unwrap_or(0);
+            if data.len() >= end + 4 + length {
+                return Some(String::from_utf8_lossy(&data).to_string());
+            }
+        }
+        let n = stream.read(&mut buf).ok()?;
+        if n == 0 {
+            return None;
+        }
+        data.extend_from_slice(&buf[..n]);
+    }
+}
+
+/// The request echoed back: the request line, the credential-bearing headers
+/// (`authorization`, `x-*`), the other headers, then the body. Everything is there; the
+/// order only puts the secrets inside the 300 characters an error message quotes.
+fn echo(request: &str) -> String {
+    let (head, body) = request.split_once("\r\n\r\n").unwrap_or((request, ""));
+    let mut lines = head.lines();
+    let request_line = lines.next().unwrap_or_default();
+    let (first, rest): (Vec<&str>, Vec<&str>) = lines.partition(|l| {
+        let l = l.to_ascii_lowercase();
+        l.starts_with("authorization") || l.starts_with("x-")
+    });
+    format!(
+        "{request_line}\n{}\n{}\n\n{body}",
+        first.join("\n"),
+        rest.join("\n")
+    )
+}
+
+fn respond(stream: &mut TcpStream, status: &str, headers: &str, body: &str) {
+    let response = format!(
+        "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n{headers}\r\n{body}",
+        body.len()
+    );
+    let _ = stream.write_all(response.as_bytes());
+}
+
+fn example() -> Example {
+    Example {
+        id: "ex-1".to_string(),
+        task: "DROP".to_string(),
+        passage: "The sky is blue.".to_string(),
+        question: "What colour is the sky?".to_string(),
+        answer: "Blue.".to_string(),
+        label: Label::Pass,
+    }
+}
+
+fn settings_for(base_urls: Vec<SafeUrl>) -> OpenAiSettings {
+    let mut settings = OpenAiSettings::new(base_urls[0].clone(), "test-model");
+    settings.base_urls = base_urls;
+    settings.api_key = Some(ApiKey::new(KEY));
+    settings.api_key_env = Some("TEST_KEY".to_string());
+    settings.headers = vec![Header::new("X-Api-Key", HEADER_VALUE)];
+    settings.timeout = Duration::from_secs(10);
+    settings
+}
+
+fn judge_for(server: &Server) -> OpenAiJudge {
+    judge_with(settings_for(vec![server.base_url("/v1")]))
+}
+
+fn judge_with(settings: OpenAiSettings) -> OpenAiJudge {
+    OpenAiJudge::new(settings, PromptTemplate::lynx()).expect("a judge")
+}
+
+async fn judge_error(judge: &OpenAiJudge) -> JudgeError {
+    match judge.judge(&example()).await {
+        Ok(reply) => panic!("expected an error, got {reply:?}"),
+        Err(e) => e,
+    }
+}
+
+#[tokio::test]
+async fn an_http_401_echoing_the_request_leaks_nothing() {
+    let server = Server::start(|request, stream| {
+        respond(stream, "401 Unauthorized", "", &echo(request));
+    });
+    let judge = judge_for(&server);
+    let error = judge_error(&judge).await;
+    assert!(matches!(error, JudgeError::Rejected { .. }), "{error:?}");
+    assert_error_clean(&error);
+    let text = error.to_string();
+    assert!(
+        text.contains(&format!(
+            "HTTP 401 from http://***@127.0.0.1:{}/v1/chat/completions?api-key=***",
+            server.port
+        )),
+        "{text}"
+    );
+    // The secrets were sent, and inside what the message quotes: the test is not vacuous.
+    let requests = server.requests();
+    let sent = echo(&requests[0]);
+    let quoted: String = sent.trim().chars().take(300).collect();
+    for secret in [KEY, HEADER_VALUE, QUERY_VALUE, BASIC_TOKEN] {
+        assert!(quoted.contains(secret), "{secret} not in {quoted}");
+    }
+    assert!(text.matches("***").count() >= 5, "{text}");
+    // The path goes before the query.
+    assert!(
+        requests[0].starts_with(&format!(
+            "POST /v1/chat/completions?api-key={QUERY_VALUE} HTTP/1.1\r\n"
+        )),
+        "{}",
+        requests[0]
+    );
+}
+
+#[tokio::test]
+async fn an_http_500_echoing_the_request_leaks_nothing() {
+    let server = Server::start(|request, stream| {
+        respond(stream, "500 Internal Server Error", "", &echo(request));
+    });
+    let error = judge_error(&judge_for(&server)).await;
+    assert!(matches!(error, JudgeError::Unavailable { .. }), "{error:?}");
+    assert!(error.is_retryable());
+    assert_error_clean(&error);
+    assert!(error.to_string().contains("HTTP 500 from"), "{error}");
+}
+
+#[tokio::test]
+async fn a_non_json_200_echoing_the_request_leaks_nothing() {
+    let server = Server::start(|request, stream| {
+        respond(
+            stream,
+            "200 OK",
+            "Content-Type: text/plain\r\n",
+            &echo(request),
+        );
+    });
+    let error = judge_error(&judge_for(&server)).await;
+    assert!(matches!(error, JudgeError::Unavailable { .. }), "{error:?}");
+    assert_error_clean(&error);
+    assert!(
+        error.to_string().contains("malformed response from"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn a_json_error_quoting_a_secret_leaks_nothing() {
+    // serde's message quotes the string it did not expect.
+    let server = Server::start(|_, stream| {
+        let body = json!({ "choices": format!("{KEY} {HEADER_VALUE} {QUERY_VALUE}") });
+        respond(stream, "200 OK", "", &body.to_string());
+    });
+    let error = judge_error(&judge_for(&server)).await;
+    assert_error_clean(&error);
+    assert!(error.to_string().contains("invalid type"), "{error}");
+}
+
+#[tokio::test]
+async fn reply_content_and_model_echoing_secrets_are_scrubbed() {
+    let server = Server::start(|request, stream| {
+        // The request's head only: the prompt in its body could hold a SCORE of its own.
+        let head = request.split("\r\n\r\n").next().unwrap_or_default();
+        let body = json!({
+            "model": format!("model-{KEY}"),
+            "choices": [{"message": {"content": format!(
+                "{{\"REASONING\": [\"{PASSWORD} {HEADER_VALUE} {QUERY_VALUE}\"], \"SCORE\": \"PASS\"}} {}",
+                echo(head)
+            )}}],
+            "usage": {"prompt_tokens": 12, "completion_tokens": 3},
+        });
+        respond(
+            stream,
+            "200 OK",
+            "Content-Type: application/json\r\n",
+            &body.to_string(),
+        );
+    });
+    let reply = judge_for(&server).judge(&example()).await.expect("a reply");
+    assert_clean(&reply.raw);
+    assert_clean(&format!("{reply:?}"));
+    assert_eq!(reply.model.as_deref(), Some("model-***"));
+    assert!(reply.raw.contains("*** *** ***"), "{}", reply.raw);
+    assert_eq!(reply.verdict, halubench_core::Verdict::Pass);
+    assert_eq!(
+        reply.usage,
+        Some(Usage {
+            prompt_tokens: 12,
+            completion_tokens: 3
+        })
+    );
+}
+
+fn stream_zeros(stream: &mut TcpStream, total: usize) {
+    let block = vec![b'x'; 64 * 1024];
+    let mut sent = 0;
+    while sent < total {
+        if stream.write_all(&block).is_err() {
+            return;
+        }
+        sent += block.len();
+    }
+}
+
+#[tokio::test]
+async fn a_64_mib_body_is_rejected_quickly() {
+    const SIZE: usize = 64 * 1024 * 1024;
+    // With a Content-Length: refused before reading.
+    let server = Server::start(|_, stream| {
+        let head =
+            format!("HTTP/1.1 200 OK\r\nContent-Length: {SIZE}\r\nConnection: close\r\n\r\n");
+        if stream.write_all(head.as_bytes()).is_ok() {
+            stream_zeros(stream, SIZE);
+        }
+    });
+    let started = Instant::now();
+    let error = judge_error(&judge_for(&server)).await;
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert!(matches!(error, JudgeError::Rejected { .. }), "{error:?}");
+    assert!(error.to_string().contains("8 MiB"), "{error}");
+    assert!(error.to_string().contains("127.0.0.1"), "{error}");
+    assert_error_clean(&error);
+
+    // Without one (the body ends when the connection closes): cut off at the limit.
+    let server = Server::start(|_, stream| {
+        let head = "HTTP/1.1 500 Internal Server Error\r\nConnection: close\r\n\r\n";
+        if stream.write_all(head.as_bytes()).is_ok() {
+            stream_zeros(stream, SIZE);
+        }
+    });
+    let started = Instant::now();
+    let error = judge_error(&judge_for(&server)).await;
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert!(matches!(error, JudgeError::Rejected { .. }), "{error:?}");
+    assert_error_clean(&error);
+}
+
+#[tokio::test]
+async fn a_refused_connection_names_the_redacted_url_and_the_cause() {
+    let port = {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.local_addr().expect("address").port()
+    };
+    let url = SafeUrl::parse(&format!(
+        "http://user:{PASSWORD}@127.0.0.1:{port}/v1?api-key={QUERY_VALUE}"
+    ))
+    .expect("a URL");
+    let judge = judge_with(settings_for(vec![url]));
+    let error = judge_error(&judge).await;
+    assert!(matches!(error, JudgeError::Unavailable { .. }), "{error:?}");
+    assert_error_clean(&error);
+    let text = error.to_string();
+    assert!(
+        text.contains(&format!(
+            "http://***@127.0.0.1:{port}/v1/chat/completions?api-key=***"
+        )),
+        "{text}"
+    );
+    assert!(text.to_lowercase().contains("refused"), "{text}");
+    // health() fails the same way.
+    let error = judge.health().await.expect_err("nothing listens");
+    assert_error_clean(&error);
+    assert!(
+        error.to_string().contains("/v1/models?api-key=***"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn a_server_that_stalls_after_its_headers_is_cut_off_by_the_timeout() {
+    let server = Server::start(|_, stream| {
+        let head = "HTTP/1.1 200 OK\r\nContent-Length: 100\r\nConnection: close\r\n\r\n{";
+        let _ = stream.write_all(head.as_bytes());
+        std::thread::sleep(Duration::from_secs(10));
+    });
+    let mut settings = settings_for(vec![server.base_url("/v1")]);
+    settings.timeout = Duration::from_millis(500);
+    let started = Instant::now();
+    let error = judge_error(&judge_with(settings)).await;
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(matches!(error, JudgeError::Unavailable { .. }), "{error:?}");
+    assert!(error.to_string().contains("timed out"), "{error}");
+    assert_error_clean(&error);
+}
+
+#[tokio::test]
+async fn retry_after_is_read_in_every_form() {
+    let server = Server::start(|request, stream| {
+        let value = if request.contains("/a/") {
+            "0.2"
+        } else if request.contains("/b/") {
+            "Sun, 06 Nov 1994 08:49:37 GMT"
+        } else {
+            "1e20"
+        };
+        let status = if request.contains("/a/") {
+            "429 Too Many Requests"
+        } else {
+            "503 Service Unavailable"
+        };
+        respond(stream, status, &format!("Retry-After: {value}\r\n"), "busy");
+    });
+    let judge = judge_with(settings_for(vec![
+        server.base_url("/a"),
+        server.base_url("/b"),
+        server.base_url("/c"),
+    ]));
+    let error = judge_error(&judge).await;
+    assert!(error.is_throttled(), "{error:?}");
+    assert_eq!(error.retry_after(), Some(Duration::from_millis(200)));
+    let error = judge_error(&judge).await;
+    assert!(matches!(error, JudgeError::Unavailable { .. }), "{error:?}");
+    assert_eq!(error.retry_after(), Some(Duration::ZERO));
+    let error = judge_error(&judge).await;
+    assert_eq!(error.retry_after(), Some(Duration::MAX));
+    // Round-robin over the three base URLs.
+    let lines: Vec<String> = server
+        .requests()
+        .iter()
+        .filter_map(|r| r.lines().next().map(str::to_string))
+        .collect();
+    assert_eq!(
+        lines,
+        ["a", "b", "c"]
+            .map(|p| format!("POST /{p}/chat/completions?api-key={QUERY_VALUE} HTTP/1.1"))
+    );
+}
+
+#[tokio::test]
+async fn health_asks_models_and_names_the_redacted_url() {
+    let server = Server::start(|request, stream| {
+        if request.contains("/bad/") {
+            respond(stream, "401 Unauthorized", "", &echo(request));
+        } else {
+            respond(stream, "404 Not Found", "", "");
+        }
+    });
+    let judge = judge_with(settings_for(vec![server.base_url("/v1")]));
+    judge.health().await.expect("a 404 is up");
+    assert!(server.requests()[0].starts_with(&format!(
+        "GET /v1/models?api-key={QUERY_VALUE} HTTP/1.1\r\n"
+    )));
+    let judge = judge_with(settings_for(vec![server.base_url("/bad")]));
+    let error = judge.health().await.expect_err("401");
+    assert!(matches!(error, JudgeError::Rejected { .. }), "{error:?}");
+    assert_error_clean(&error);
+    assert!(
+        error
+            .to_string()
+            .contains("HTTP 401 from http://***@127.0.0.1"),
+        "{error}"
+    );
+}
+
+fn offline_settings() -> OpenAiSettings {
+    let url = SafeUrl::parse(&format!(
+        "https://user:{PASSWORD}@proxy.example/v1?api-key={QUERY_VALUE}"
+    ))
+    .expect("a URL");
+    settings_for(vec![url])
+}
+
+#[test]
+fn debug_output_never_shows_a_secret() {
+    let settings = offline_settings();
+    let text = format!("{settings:?}");
+    assert_clean(&text);
+    assert!(
+        text.contains("https://***@proxy.example/v1?api-key=***"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Header { name: \"X-Api-Key\", value: *** }"),
+        "{text}"
+    );
+    let text = format!("{settings:#?}");
+    assert_clean(&text);
+    let judge = judge_with(settings);
+    assert_clean(&format!("{judge:?}"));
+    assert_clean(&format!("{judge:#?}"));
+}
+
+#[test]
+fn info_records_redacted_urls_and_header_names_only() {
+    let mut settings = offline_settings();
+    settings
+        .base_urls
+        .push(SafeUrl::parse("http://gpu1:8000/v1").expect("a URL"));
+    let info = judge_with(settings).info();
+    assert_eq!(info.name, "openai");
+    assert_eq!(
+        info.settings["base_urls"],
+        "https://***@proxy.example/v1?api-key=*** http://gpu1:8000/v1"
+    );
+    assert_eq!(info.settings["header_names"], "X-Api-Key");
+    assert_eq!(info.settings["api_key_env"], "TEST_KEY");
+    assert_eq!(info.settings["model"], "test-model");
+    assert_eq!(info.settings["timeout_s"], "10");
+    for key in ["temperature", "max_tokens", "json_mode", "template"] {
+        assert!(info.settings.contains_key(key), "{key}");
+    }
+    for value in info.settings.values() {
+        assert_clean(value);
+    }
+}
+
+#[test]
+fn cache_keys_hash_the_full_request() {
+    let judge = judge_with(offline_settings());
+    let key = judge.cache_key(&example()).expect("a key");
+    assert_eq!(key.len(), 64);
+    assert_clean(&key);
+    assert_eq!(judge.cache_key(&example()), Some(key.clone()));
+    // Another secret in the URL is another endpoint, as far as the cache knows.
+    let mut settings = offline_settings();
+    settings.base_urls =
+        vec![SafeUrl::parse("https://user:other@proxy.example/v1?api-key=x").expect("a URL")];
+    assert_ne!(
+        judge_with(settings).cache_key(&example()),
+        Some(key.clone())
+    );
+    // Unchanged from before SafeUrl: the exposed URLs go in as strings.
+    let body = judge.request_body(&example());
+    let expected = json!({
+        "judge": "openai",
+        "base_urls": [format!("https://user:{PASSWORD}@proxy.example/v1?api-key={QUERY_VALUE}")],
+        "body": body,
+        "template_sha256": PromptTemplate::lynx().sha256(),
+    });
+    let digest = Sha256::digest(expected.to_string().as_bytes());
+    let expected: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(key, expected);
+}
+
+#[test]
+fn the_scrubber_replaces_longest_secrets_first() {
+    let url = SafeUrl::parse("https://proxy/v1?a=abcd&b=abcdefgh&c=xy").expect("a URL");
+    let mut settings = OpenAiSettings::new(url, "m");
+    settings.headers = vec![
+        Header::new("Authorization", "Bearer tok-123456"),
+        Header::new("X-Short", "ab"),
+    ];
+    let judge = judge_with(settings);
+    assert_eq!(
+        judge.redact("abcdefgh abcd xy Bearer tok-123456 / tok-123456 ab"),
+        "*** *** xy *** / *** ab"
+    );
+    assert_eq!(judge.redact("nothing here"), "nothing here");
+}
+
+#[test]
+fn credentials_over_plain_http_to_another_host_warn_once() {
+    let url = |text: &str| SafeUrl::parse(text).expect("a URL");
+    let bare = |u: &str| OpenAiSettings::new(url(u), "m");
+
+    // Nothing secret to send: no warning, even to another host.
+    assert_eq!(
+        judge_with(bare("http://gpu1:8000/v1")).insecure_credentials_warning(),
+        None
+    );
+    // An API key over http to another host.
+    let mut settings = bare("http://gpu1:8000/v1");
+    settings.api_key = Some(ApiKey::new(KEY));
+    settings.base_urls.push(url("https://secure.example/v1"));
+    settings.base_urls.push(url("http://127.0.0.1:8000/v1"));
+    let warning = judge_with(settings)
+        .insecure_credentials_warning()
+        .expect("a warning");
+    assert!(warning.contains("the API key"), "{warning}");
+    assert!(warning.contains("http://gpu1:8000/v1"), "{warning}");
+    assert!(!warning.contains("secure.example"), "{warning}");
+    assert!(!warning.contains("127.0.0.1"), "{warning}");
+    assert!(!warning.contains('\n'), "{warning}");
+    assert!(
+        warning.starts_with("the API key"),
+        "the caller adds `warning:`: {warning}"
+    );
+    // A header.
+    let mut settings = bare("http://gpu1/v1");
+    settings.headers = vec![Header::new("X-Api-Key", HEADER_VALUE)];
+    let warning = judge_with(settings)
+        .insecure_credentials_warning()
+        .expect("a warning");
+    assert!(warning.contains("X-Api-Key"), "{warning}");
+    assert_clean(&warning);
+    // Userinfo, and a query secret.
+    for text in [
+        format!("http://user:{PASSWORD}@gpu1/v1"),
+        format!("http://gpu1/v1?api-key={QUERY_VALUE}"),
+    ] {
+        let warning = judge_with(bare(&text))
+            .insecure_credentials_warning()
+            .expect("a warning");
+        assert!(warning.contains("the credentials in the URL"), "{warning}");
+        assert_clean(&warning);
+    }
+    // https, or loopback over http: fine.
+    for text in [
+        format!("https://user:{PASSWORD}@gpu1/v1?api-key={QUERY_VALUE}"),
+        format!("http://user:{PASSWORD}@localhost:8000/v1?api-key={QUERY_VALUE}"),
+        format!("http://user:{PASSWORD}@[::1]:8000/v1"),
+    ] {
+        let mut settings = bare(&text);
+        settings.api_key = Some(ApiKey::new(KEY));
+        settings.headers = vec![Header::new("X-Api-Key", HEADER_VALUE)];
+        assert_eq!(
+            judge_with(settings).insecure_credentials_warning(),
+            None,
+            "{text}"
+        );
+    }
+}
+
+#[test]
+fn construction_errors_carry_no_secret() {
+    let mut settings = offline_settings();
+    settings.headers = vec![Header::new("X-Api-Key", format!("{HEADER_VALUE}\n"))];
+    let error = OpenAiJudge::new(settings, PromptTemplate::lynx()).expect_err("a bad value");
+    assert!(matches!(&error, OpenAiError::Header { name, .. } if name == "X-Api-Key"));
+    assert_clean(&error.to_string());
+    assert_clean(&format!("{error:?}"));
+
+    let mut settings = offline_settings();
+    settings.headers = vec![Header::new("X Api Key", HEADER_VALUE)];
+    let error = OpenAiJudge::new(settings, PromptTemplate::lynx()).expect_err("a bad name");
+    assert_clean(&error.to_string());
+
+    let mut settings = offline_settings();
+    settings.base_urls.clear();
+    assert!(matches!(
+        OpenAiJudge::new(settings, PromptTemplate::lynx()),
+        Err(OpenAiError::NoBaseUrl)
+    ));
+
+    let error: OpenAiError = SafeUrl::parse(&format!(
+        "ftp://user:{PASSWORD}@host/v1?api-key={QUERY_VALUE}"
+    ))
+    .expect_err("ftp")
+    .into();
+    assert_eq!(
+        error.to_string(),
+        "invalid base URL \"ftp://***@host/v1?***\": it must start with http:// or https://"
+    );
+    assert_clean(&format!("{error:?}"));
+}
+
+#[test]
+fn a_safe_url_serializes_redacted() {
+    let url = SafeUrl::parse(&format!(
+        "https://user:{PASSWORD}@proxy.example/v1?api-key={QUERY_VALUE}"
+    ))
+    .expect("a URL");
+    assert_eq!(
+        serde_json::to_string(&url).expect("json"),
+        "\"https://***@proxy.example/v1?api-key=***\""
+    );
+}
