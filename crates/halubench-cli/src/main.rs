@@ -468,9 +468,9 @@ pub struct RunArgs {
 const EXIT_STATUS_HELP: &str = "\
 Exit status:
   0  success (gate: the candidate holds)
-  1  an error: bad flags or input, an unreachable judge, a run directory in use
-     (gate: a regression)
-  2  gate: an error; any command: a flag clap could not parse
+  1  an error: bad input, a bad URL or header, an unreachable judge, a run directory
+     in use (gate: a regression)
+  2  a flag unknown, missing or out of range (gate: any error)
   3  run, suite run: everything was written, but some examples got no reply or were not
      started (an outage, rejected calls, a spent retry budget, --max-wait, --max-cost);
      finish with `halubench run ... --resume DIR`";

@@ -82,7 +82,7 @@ pub fn run(registry: &Registry, hub: &HubSettings, args: &RunArgs) -> anyhow::Re
                 .with_context(|| format!("cannot resume {}", dir.display()))?;
             let manifest = report::read_manifest(dir)?;
             check_same_run(&manifest, &dataset.info, &selection, &judge.info())?;
-            let (journal, warning) = runner::read_journal(&dir.join(JOURNAL))?;
+            let (journal, warning) = runner::read_journal_or_empty(&dir.join(JOURNAL))?;
             if let Some(warning) = warning {
                 eprintln!("warning: {warning}");
             }
@@ -238,7 +238,7 @@ pub fn run(registry: &Registry, hub: &HubSettings, args: &RunArgs) -> anyhow::Re
     if unanswered > 0 {
         eprintln!(
             "incomplete: {unanswered} of {} examples have no reply (exit status {}); finish \
-             with: halubench run <the same flags> --resume {}",
+             with: halubench run <the same flags, without --out> --resume {}",
             manifest.selection.examples,
             crate::EXIT_INCOMPLETE,
             dir.display()

@@ -40,16 +40,18 @@ impl Journal {
         })
     }
 
-    /// Reopens a journal to add to it (`--resume`). A torn last line left by a crash is cut
-    /// off first, so that new lines never glue onto it.
+    /// Reopens a journal to add to it (`--resume`), creating it if a crash came before the
+    /// first line. A torn last line left by a crash is cut off first, so that new lines never
+    /// glue onto it.
     pub fn open_append(path: &Path) -> anyhow::Result<Journal> {
         let context = || format!("cannot open journal {}", path.display());
-        let text = std::fs::read(path).with_context(context)?;
-        let whole = text.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
         let file = File::options()
             .append(true)
+            .create(true)
             .open(path)
             .with_context(context)?;
+        let text = std::fs::read(path).with_context(context)?;
+        let whole = text.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
         if whole < text.len() {
             file.set_len(whole as u64).with_context(context)?;
         }
@@ -75,6 +77,22 @@ impl Journal {
 pub fn read_journal(path: &Path) -> anyhow::Result<(Vec<Judgement>, Option<String>)> {
     let bytes =
         std::fs::read(path).with_context(|| format!("cannot read journal {}", path.display()))?;
+    parse_journal(path, &bytes)
+}
+
+/// The journal of a run that may have been killed before its first judgement: a missing
+/// file is an empty journal.
+pub fn read_journal_or_empty(path: &Path) -> anyhow::Result<(Vec<Judgement>, Option<String>)> {
+    match std::fs::read(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok((Vec::new(), None)),
+        read => {
+            let bytes = read.with_context(|| format!("cannot read journal {}", path.display()))?;
+            parse_journal(path, &bytes)
+        }
+    }
+}
+
+fn parse_journal(path: &Path, bytes: &[u8]) -> anyhow::Result<(Vec<Judgement>, Option<String>)> {
     let lines: Vec<&[u8]> = bytes.split(|&b| b == b'\n').collect();
     let mut judgements = Vec::with_capacity(lines.len());
     let mut warning = None;
@@ -240,6 +258,11 @@ async fn judge_with_retries(context: &Context, example: &Example) -> Judgement {
     loop {
         attempt += 1;
         let permit = context.limiter.acquire().await;
+        if *stop.borrow() {
+            context.limiter.release(permit, false, false);
+            lock(&context.stats).failed += 1;
+            return judgement(example, Err("not sent: the run stopped".into()), started);
+        }
         let result = context.judge.judge(example).await;
         let throttled = matches!(&result, Err(e) if e.is_throttled());
         context.limiter.release(permit, result.is_ok(), throttled);
@@ -266,8 +289,11 @@ async fn judge_with_retries(context: &Context, example: &Example) -> Judgement {
             Err(error) => {
                 let max_wait = context.options.max_wait;
                 if let Some(wait) = error.retry_after().filter(|wait| *wait > max_wait) {
-                    lock(&context.stats).failed += 1;
-                    lock(&context.stats).refused_wait.get_or_insert(wait);
+                    {
+                        let mut stats = lock(&context.stats);
+                        stats.failed += 1;
+                        stats.refused_wait.get_or_insert(wait);
+                    }
                     context.stop.send_replace(true);
                     let message = format!(
                         "{error}: the server asked to wait {}, longer than --max-wait {}; \

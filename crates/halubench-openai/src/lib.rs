@@ -180,6 +180,9 @@ impl OpenAiJudge {
             .default_headers(headers)
             // Enough idle connections for a few hundred calls in flight.
             .pool_max_idle_per_host(1024)
+            // A redirect would carry `--header` values (reqwest drops only Authorization) to
+            // another host, perhaps over plain http: an endpoint that redirects is an error.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| OpenAiError::Client(scrub(&secrets, &error_chain(e))))?;
         Ok(OpenAiJudge {

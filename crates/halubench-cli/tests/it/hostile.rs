@@ -144,7 +144,7 @@ fn handle(
         {
             let mut s = seen.lock().expect("lock");
             s.key |= echo.contains(KEY);
-            s.header |= echo.contains(HEADER);
+            s.header |= custom.contains("SECRETHEADER");
             s.query |= request_line.contains(QUERY);
             s.basic |= authorization
                 .iter()
@@ -188,18 +188,8 @@ fn handle(
                     custom,
                     request_line.trim()
                 );
-                let reply = serde_json::json!({
-                    "id": said, "object": "chat.completion", "model": said,
-                    "choices": [{"index": 0, "message": {"role": "assistant", "content": said}, "finish_reason": "stop"}],
-                    "usage": {"prompt_tokens": 10, "completion_tokens": 20, "total_tokens": 30}
-                });
-                respond(
-                    &mut writer,
-                    200,
-                    &[],
-                    "application/json",
-                    &reply.to_string(),
-                )?;
+                let reply = completion(&said, &said);
+                respond(&mut writer, 200, &[], "application/json", &reply)?;
             }
             Mode::Huge => {
                 stream_huge(&mut writer, &echo);
@@ -228,24 +218,30 @@ fn handle(
                         &echo,
                     )?;
                 } else {
-                    let reply = serde_json::json!({
-                        "id": "x", "object": "chat.completion", "model": "lynx-test",
-                        "choices": [{"index": 0, "message": {"role": "assistant",
-                            "content": "{\"REASONING\": [\"ok\"], \"SCORE\": \"PASS\"}"}, "finish_reason": "stop"}],
-                        "usage": {"prompt_tokens": 10, "completion_tokens": 20, "total_tokens": 30}
-                    });
-                    respond(
-                        &mut writer,
-                        200,
-                        &[],
-                        "application/json",
-                        &reply.to_string(),
-                    )?;
+                    let reply =
+                        completion(r#"{"REASONING": ["ok"], "SCORE": "PASS"}"#, "lynx-test");
+                    respond(&mut writer, 200, &[], "application/json", &reply)?;
                 }
             }
         }
     }
     Ok(())
+}
+
+/// A well-formed chat completion.
+fn completion(content: &str, model: &str) -> String {
+    serde_json::json!({
+        "id": model,
+        "object": "chat.completion",
+        "model": model,
+        "choices": [{
+            "index": 0,
+            "message": {"role": "assistant", "content": content},
+            "finish_reason": "stop"
+        }],
+        "usage": {"prompt_tokens": 10, "completion_tokens": 20, "total_tokens": 30}
+    })
+    .to_string()
 }
 
 /// 64 MiB in 64 KiB chunks, stopping at the first write error (the client gave up).
@@ -296,25 +292,10 @@ fn basic_credentials() -> String {
     base64(format!("{USER}:{PASS}").as_bytes())
 }
 
+/// The base64 crate, not halubench-core's own encoder: the check must not share its bugs.
 fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
 /// Every spelling of a secret that must never be printed or written.
@@ -364,17 +345,8 @@ fn run_with_secrets(case: &str, dir: &Path, base_url: &str, extra: &[&str]) -> R
     if !extra.contains(&"--limit") {
         args.extend_from_slice(&["--limit", "1"]);
     }
-    let mut command = Command::new(env!("CARGO_BIN_EXE_halubench"));
-    command
-        .args(&args)
-        .current_dir(dir)
-        .env("OPENAI_API_KEY", KEY)
-        .env("HF_HOME", dir.join("hf-home"))
-        .env("HF_HUB_OFFLINE", "1")
-        .env("HALUBENCH_CACHE_DIR", dir.join("response-cache"))
-        .env_remove("HALUBENCH_REGISTRY")
-        .env_remove("HALUBENCH_REPORTS_DIR")
-        .env_remove("GITHUB_STEP_SUMMARY");
+    let mut command = crate::halubench_command(dir, &args);
+    command.env("OPENAI_API_KEY", KEY);
     let (status, stdout, stderr, elapsed) = run_bounded(command, RUN_LIMIT);
     let Some(status) = status else {
         panic!("{case}: still running after {RUN_LIMIT:?}; killed. stderr: {stderr}");
@@ -518,7 +490,7 @@ fn assert_carried(case: &str, server: &Hostile, posts: bool) {
 #[test]
 fn a_server_that_echoes_secrets_back_never_gets_them_written() {
     let mut covered = 0;
-    let cases: Vec<(&str, Mode, &[&str], i32)> = vec![
+    let cases: [(&str, Mode, &[&str], i32); 10] = [
         ("HTTP 401 echoing the request", Mode::Echo(401), &[], 3),
         ("HTTP 403 echoing the request", Mode::Echo(403), &[], 3),
         ("HTTP 404 echoing the request", Mode::Echo(404), &[], 3),
@@ -645,7 +617,7 @@ fn http_date_in(seconds: i64) -> String {
 fn a_retry_after_beyond_max_wait_stops_the_run_at_once() {
     let mut covered = 0;
     for status in [429, 503] {
-        let cases: Vec<(String, String, &[&str])> = vec![
+        let cases: [(String, String, &[&str]); 4] = [
             (
                 format!("{status} Retry-After: 1e20"),
                 "1e20".to_string(),
@@ -737,11 +709,4 @@ fn a_short_or_unreadable_retry_after_is_waited_out_and_the_run_completes() {
         }
     }
     eprintln!("hostile: short or unreadable Retry-After: {covered} secret paths covered");
-}
-
-#[test]
-fn the_base64_helper_is_right() {
-    assert_eq!(base64(b"user:pass"), "dXNlcjpwYXNz");
-    assert_eq!(base64(b"a"), "YQ==");
-    assert_eq!(base64(b"ab"), "YWI=");
 }

@@ -17,17 +17,8 @@ const KILLS: usize = 20;
 const CONCURRENCY: usize = 64;
 
 fn halubench_command(dir: &Path, args: &[&str]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_halubench"));
-    command
-        .args(args)
-        .current_dir(dir)
-        .env("OPENAI_API_KEY", "sk-kill-resume-test")
-        .env("HF_HOME", dir.join("hf-home"))
-        .env("HF_HUB_OFFLINE", "1")
-        .env("HALUBENCH_CACHE_DIR", dir.join("response-cache"))
-        .env_remove("HALUBENCH_REGISTRY")
-        .env_remove("HALUBENCH_REPORTS_DIR")
-        .env_remove("GITHUB_STEP_SUMMARY");
+    let mut command = crate::halubench_command(dir, args);
+    command.env("OPENAI_API_KEY", "sk-kill-resume-test");
     command
 }
 
@@ -88,15 +79,17 @@ fn read_journal(path: &Path) -> JournalState {
     }
 }
 
-/// A deterministic pseudo-random delay in 50..=400 ms for iteration `i` (an LCG seeded
-/// per iteration, so that a failure can be replayed).
+/// A deterministic pseudo-random delay in 50..=400 ms for iteration `i`: one step of an
+/// LCG seeded per iteration (the seed mixed by splitmix64 first, or consecutive seeds would
+/// give evenly spaced delays), so that a failure can be replayed.
 fn kill_delay(i: usize) -> Duration {
-    let mut x = (i as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    for _ in 0..3 {
-        x = x
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-    }
+    let mut z = (i as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^= z >> 31;
+    let x = z
+        .wrapping_mul(6_364_136_223_846_793_005)
+        .wrapping_add(1_442_695_040_888_963_407);
     Duration::from_millis(50 + (x >> 33) % 351)
 }
 
@@ -118,17 +111,26 @@ fn kill_9_twenty_times_then_resume_judges_every_example_exactly_once() {
     let started = Instant::now();
     let dir = tempfile::tempdir().expect("tempdir");
     let logs = tempfile::tempdir().expect("tempdir for stderr");
-    let server = fake_openai::serve(Arc::new(|_, _| Fault::Late(Duration::from_millis(50))));
+    // 50 to 400 ms a call, by prompt. At a flat 50 ms the 143 rows take about 150 ms at 64
+    // in flight, so the run was over by the second kill and the other kills only ever hit
+    // start-up; with a spread, most kills land with calls in flight, and the slowest calls
+    // can only finish in the last, unkilled resume.
+    let server = fake_openai::serve(Arc::new(|d, _| {
+        Fault::Late(Duration::from_millis(50 * (1 + d % 8)))
+    }));
     let sample = crate::sample_path();
     let concurrency = CONCURRENCY.to_string();
     let base = judge_args(&server.base_url, &sample, &concurrency);
     let journal = dir.path().join("r/judgements.jsonl");
 
     let (mut kills, mut finished_first, mut torn_seen, mut fresh_starts) = (0, 0, 0, 0);
+    let mut kills_in_flight = 0;
     let mut most_repaid = (0usize, 0usize);
+    let mut timeline = Vec::new();
     for i in 0..KILLS {
-        // Until the journal exists the run has not begun: start it (again) with --out.
-        let resume = journal.exists();
+        // Until run.toml exists there is no run to resume: start it (again) with --out. A
+        // run killed between run.toml and its first journal line resumes like any other.
+        let resume = dir.path().join("r/run.toml").exists();
         fresh_starts += usize::from(!resume);
         let mut args = base.clone();
         args.extend_from_slice(if resume {
@@ -146,7 +148,20 @@ fn kill_9_twenty_times_then_resume_judges_every_example_exactly_once() {
             .spawn()
             .expect("spawn");
         let spawned = Instant::now();
-        match wait_until(&mut child, spawned + kill_delay(i)) {
+        let delay = kill_delay(i);
+        let (mut first_call, mut exited) = (None, None);
+        // Bounded: the delay is at most 400 ms.
+        while spawned.elapsed() < delay {
+            if let Some(status) = child.try_wait().expect("try_wait") {
+                exited = Some(status);
+                break;
+            }
+            if first_call.is_none() && server.total_attempts() > attempts_before {
+                first_call = Some(spawned.elapsed());
+            }
+            thread::sleep(Duration::from_millis(2));
+        }
+        let what = match exited {
             Some(status) => {
                 let stderr = std::fs::read_to_string(&log).unwrap_or_default();
                 assert!(
@@ -154,13 +169,15 @@ fn kill_9_twenty_times_then_resume_judges_every_example_exactly_once() {
                     "iteration {i} ended by itself with {status}: {stderr}"
                 );
                 finished_first += 1;
+                "finished"
             }
             None => {
                 child.kill().expect("kill -9");
                 child.wait().expect("reap");
                 kills += 1;
+                "killed"
             }
-        }
+        };
         // Let the server count requests that were on the wire at the kill.
         thread::sleep(Duration::from_millis(30));
         let state = read_journal(&journal);
@@ -168,9 +185,16 @@ fn kill_9_twenty_times_then_resume_judges_every_example_exactly_once() {
         let paid = server.total_attempts() - attempts_before;
         let added = state.lines.len().saturating_sub(before);
         let repaid = paid.saturating_sub(added);
+        kills_in_flight += usize::from(what == "killed" && repaid > 0);
         if repaid > most_repaid.1 {
             most_repaid = (i, repaid);
         }
+        timeline.push(format!(
+            "  {i:2}: {what} at {:3} ms, first call at {}, {paid} calls, {added} kept{}",
+            delay.as_millis(),
+            first_call.map_or("-".to_string(), |t| format!("{} ms", t.as_millis())),
+            if state.torn { ", torn last line" } else { "" }
+        ));
     }
 
     let mut args = base.clone();
@@ -215,20 +239,24 @@ fn kill_9_twenty_times_then_resume_judges_every_example_exactly_once() {
     let total = server.total_attempts();
     let repaid = total - examples;
     eprintln!(
-        "kill -9 soak: {kills} kills ({finished_first} runs finished before their kill, \
-         {fresh_starts} started with --out), {} journal lines, {total} calls for {examples} \
-         examples, {repaid} re-paid, at most {} at one kill (iteration {}), {torn_seen} torn \
-         last lines seen, {:.1}s",
+        "kill -9 soak: {kills} kills ({kills_in_flight} with calls in flight; \
+         {finished_first} runs finished before their kill, {fresh_starts} started with --out), \
+         {} journal lines, {total} calls for {examples} examples, {repaid} re-paid, at most {} \
+         at one kill (iteration {}), {torn_seen} torn last lines seen, {:.1}s",
         state.lines.len(),
         most_repaid.1,
         most_repaid.0,
         started.elapsed().as_secs_f64()
     );
+    eprintln!("{}", timeline.join("\n"));
     assert!(
         repaid <= CONCURRENCY * KILLS,
         "{repaid} calls paid twice: more than were in flight"
     );
-    assert!(kills > 0, "at least one run was really killed");
+    assert!(
+        kills_in_flight > 0,
+        "at least one kill landed with calls in flight"
+    );
 }
 
 #[test]

@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 use crate::fake_openai::{self, Fault};
 use crate::{read_json, stderr};
 
-fn openai_run(dir: &Path, base_url: &str, extra: &[&str]) -> std::process::Output {
+/// `halubench run --judge openai` on the demo, with an API key in the environment.
+pub fn openai_run(dir: &Path, base_url: &str, extra: &[&str]) -> std::process::Output {
     let mut args = vec![
         "run",
         "--judge",
@@ -24,10 +25,7 @@ fn openai_run(dir: &Path, base_url: &str, extra: &[&str]) -> std::process::Outpu
         "cache",
     ];
     args.extend_from_slice(extra);
-    Command::new(env!("CARGO_BIN_EXE_halubench"))
-        .args(&args)
-        .current_dir(dir)
-        .env("HF_HUB_OFFLINE", "1")
+    crate::halubench_command(dir, &args)
         .env("OPENAI_API_KEY", "sk-test-SECRET-key-0000")
         .output()
         .expect("run halubench")

@@ -2,30 +2,12 @@
 //! same URL, journals and histories torn mid-character, runs whose calls were all rejected,
 //! flags that would have panicked, cache hits that are not spending, and re-parsing.
 
-use std::path::Path;
-use std::process::Output;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::fake_openai::{self, Fault};
+use crate::openai::openai_run as openai;
 use crate::{halubench, read_json, stderr, workspace_root};
-
-/// `halubench run --judge openai` on the demo with the key set and the cache kept inside `dir`.
-fn openai(dir: &Path, base_url: &str, extra: &[&str]) -> Output {
-    let mut args = vec![
-        "run",
-        "--judge",
-        "openai",
-        "--model",
-        "lynx-test",
-        "--base-url",
-        base_url,
-        "--timeout",
-        "5",
-    ];
-    args.extend_from_slice(extra);
-    halubench(dir, &args)
-}
 
 /// The demo rows as (question, passage, answer, label, task), to answer prompts by.
 fn demo_rows() -> Vec<[String; 5]> {
