@@ -56,6 +56,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Judge a dataset and write a report to reports/<run-id>/.
+    #[command(after_long_help = EXIT_STATUS_HELP)]
     Run(Box<RunArgs>),
     /// Rebuild the summaries of a run from its journal, without calling any judge.
     Score {
@@ -187,6 +188,7 @@ enum SuiteCommand {
     /// Run every judge of FILE (TOML; see examples/paper-judges.toml) and compare them. A
     /// judge whose run directory already holds a run is resumed, so an interrupted suite
     /// picks up where it stopped.
+    #[command(after_long_help = EXIT_STATUS_HELP)]
     Run {
         /// The suite file.
         file: PathBuf,

@@ -74,29 +74,17 @@ pub fn run(registry: &Registry, hub: &HubSettings, args: &RunArgs) -> anyhow::Re
         _ => None,
     };
 
-    // The run directory is locked before its journal is read, so that what is left to do
-    // cannot change under us.
-    let (dir, lock, previous) = match &args.resume {
-        Some(dir) => {
-            let lock = DirLock::acquire(dir)
-                .with_context(|| format!("cannot resume {}", dir.display()))?;
-            let manifest = report::read_manifest(dir)?;
-            check_same_run(&manifest, &dataset.info, &selection, &judge.info())?;
-            let (journal, warning) = runner::read_journal_or_empty(&dir.join(JOURNAL))?;
-            if let Some(warning) = warning {
-                eprintln!("warning: {warning}");
-            }
-            let finished: HashSet<String> = runner::latest_per_id(journal)
-                .into_iter()
-                .filter(|j| j.error.is_none())
-                .map(|j| j.id)
-                .collect();
-            (Some(dir.clone()), Some(lock), Some((manifest, finished)))
-        }
-        None => (None, None, None),
+    let resumed = match &args.resume {
+        Some(dir) => Some(Resumed::open(
+            dir,
+            &dataset.info,
+            &selection,
+            &judge.info(),
+        )?),
+        None => None,
     };
-    let todo: Vec<_> = match &previous {
-        Some((_, finished)) => examples
+    let todo: Vec<_> = match &resumed {
+        Some(Resumed { finished, .. }) => examples
             .into_iter()
             .filter(|e| !finished.contains(&e.id))
             .collect(),
@@ -108,8 +96,13 @@ pub fn run(registry: &Registry, hub: &HubSettings, args: &RunArgs) -> anyhow::Re
     }
 
     let started_at = now();
-    let (dir, _lock, mut manifest, mut journal) = match (dir, lock, previous) {
-        (Some(dir), Some(lock), Some((manifest, finished))) => {
+    let (dir, _lock, mut manifest, mut journal) = match resumed {
+        Some(Resumed {
+            dir,
+            lock,
+            manifest,
+            finished,
+        }) => {
             eprintln!(
                 "resuming {}: {} of {} examples finished, {} to judge",
                 dir.display(),
@@ -120,7 +113,7 @@ pub fn run(registry: &Registry, hub: &HubSettings, args: &RunArgs) -> anyhow::Re
             let journal = Journal::open_append(&dir.join(JOURNAL))?;
             (dir, lock, manifest, journal)
         }
-        _ => {
+        None => {
             let run_id = run_id(&started_at, &args.judge, &dataset.info.name);
             let (dir, lock) = prepare_dir(args, &run_id)?;
             let manifest = RunManifest {
@@ -246,6 +239,45 @@ pub fn run(registry: &Registry, hub: &HubSettings, args: &RunArgs) -> anyhow::Re
         return Ok(RunEnd::Incomplete);
     }
     Ok(RunEnd::Complete)
+}
+
+/// A run directory taken up again by `--resume`: locked before its journal is read, so
+/// that what is left to do cannot change under us.
+struct Resumed {
+    dir: PathBuf,
+    lock: DirLock,
+    manifest: RunManifest,
+    /// Examples with a reply; the rest are judged (again).
+    finished: HashSet<String>,
+}
+
+impl Resumed {
+    fn open(
+        dir: &Path,
+        dataset: &halubench_core::DatasetInfo,
+        selection: &Selection,
+        judge: &halubench_core::JudgeInfo,
+    ) -> anyhow::Result<Resumed> {
+        let lock =
+            DirLock::acquire(dir).with_context(|| format!("cannot resume {}", dir.display()))?;
+        let manifest = report::read_manifest(dir)?;
+        check_same_run(&manifest, dataset, selection, judge)?;
+        let (journal, warning) = runner::read_journal_or_empty(&dir.join(JOURNAL))?;
+        if let Some(warning) = warning {
+            eprintln!("warning: {warning}");
+        }
+        let finished = runner::latest_per_id(journal)
+            .into_iter()
+            .filter(|j| j.error.is_none())
+            .map(|j| j.id)
+            .collect();
+        Ok(Resumed {
+            dir: dir.to_path_buf(),
+            lock,
+            manifest,
+            finished,
+        })
+    }
 }
 
 /// The version a run was made with; `--resume` refuses to mix two in one journal.

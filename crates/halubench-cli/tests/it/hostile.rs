@@ -455,8 +455,9 @@ pub(crate) fn run_bounded(
     }
     if status.is_none() {
         let _ = child.kill();
-        let _ = child.wait();
     }
+    // Reaps a killed child; a finished one just gives its status again.
+    let _ = child.wait();
     let elapsed = started.elapsed();
     (
         status,

@@ -129,6 +129,11 @@ fn a_run_whose_every_call_was_rejected_exits_3_and_is_marked_in_the_history() {
     assert_eq!(line["failed"], 60, "{line}");
     let gate = halubench(dir.path(), &["gate", "--baseline", "r", "--candidate", "r"]);
     assert_eq!(gate.status.code(), Some(2), "an outage is not a regression");
+    let help = crate::stdout(&halubench(dir.path(), &["run", "--help"]));
+    assert!(
+        help.contains("Exit status:") && help.contains("  3  run, suite run"),
+        "{help}"
+    );
 }
 
 #[test]
