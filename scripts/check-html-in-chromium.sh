@@ -25,7 +25,7 @@ if ! command -v chromium >/dev/null; then
 fi
 
 cargo build --quiet --bin halubench
-halubench="$PWD/target/debug/halubench"
+halubench="${CARGO_TARGET_DIR:-$PWD/target}/debug/halubench"
 
 # Each row is planted twice, once per label, so the baseline gets one of the two wrong and
 # the report lists it.
