@@ -420,6 +420,7 @@ impl LocalJudge {
                     completion_tokens: 0,
                 }),
                 model: Some(self.name.clone()),
+                p_fail: None,
             });
         }
         let (reply, generation) = tokio::sync::oneshot::channel();
@@ -450,6 +451,7 @@ impl LocalJudge {
                 completion_tokens: generation.tokens.len() as u64 + end_token,
             }),
             model: Some(self.name.clone()),
+            p_fail: None,
         })
     }
 }

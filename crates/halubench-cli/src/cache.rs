@@ -75,6 +75,7 @@ impl ResponseCache {
             raw: entry.raw,
             usage: entry.usage,
             model: entry.model,
+            p_fail: None,
         })
     }
 
@@ -116,6 +117,7 @@ mod tests {
                 completion_tokens: 2,
             }),
             model: Some("m".to_string()),
+            p_fail: None,
         }
     }
 

@@ -346,10 +346,12 @@ fn judgement(example: &Example, result: Result<Reply, String>, started: Instant)
         usage: None,
         model: None,
         cached: false,
+        p_fail: None,
     };
     match result {
         Ok(reply) => {
             judgement.verdict = reply.verdict;
+            judgement.p_fail = reply.p_fail;
             judgement.raw = reply.raw;
             judgement.invalid_reason = reply.invalid_reason;
             judgement.usage = reply.usage;
@@ -508,6 +510,7 @@ mod tests {
             usage: None,
             model: None,
             cached: false,
+            p_fail: None,
         }
     }
 

@@ -133,6 +133,10 @@ pub struct Judgement {
     /// The reply came from the response cache: no call was made and nothing was spent.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub cached: bool,
+    /// The judge's own probability, in [0, 1], that the answer is a hallucination (FAIL),
+    /// for judges that give one; never derived from the verdict alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p_fail: Option<f64>,
 }
 
 /// Tokens spent on one call, as the judge reported them.
@@ -170,6 +174,7 @@ impl Judgement {
             usage: None,
             model: None,
             cached: false,
+            p_fail: None,
         }
     }
 

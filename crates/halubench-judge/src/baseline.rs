@@ -166,6 +166,9 @@ impl BaselineJudge {
             invalid_reason: None,
             usage: None,
             model: None,
+            // The share of the answer's content the passage does not support: the score the
+            // verdict thresholds (before the stray-number rule).
+            p_fail: Some(1.0 - assessment.support()),
         }
     }
 }

@@ -38,6 +38,9 @@ pub struct Reply {
     pub usage: Option<Usage>,
     /// The model that answered, as the judge reported it.
     pub model: Option<String>,
+    /// The judge's probability, in [0, 1], that the answer is a hallucination, when it has
+    /// one (see `Judgement::p_fail`).
+    pub p_fail: Option<f64>,
 }
 
 /// A judge of (question, passage, answer) triples.

@@ -384,6 +384,7 @@ impl OpenAiJudge {
                 completion_tokens: u.completion_tokens,
             }),
             model: parsed.model.map(|m| self.redact(&m)),
+            p_fail: None,
         })
     }
 }

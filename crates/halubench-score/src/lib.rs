@@ -9,6 +9,8 @@
 //! confidence intervals ([`bootstrap`]), exact McNemar tests with Holm adjustment
 //! ([`significance`]), and a comparison with the paper's Table 3 ([`paper`]); on top of
 //! those, judges side by side ([`compare`]) and the nightly regression gate ([`gate`]).
+//! For judges that give a probability (`Judgement::p_fail`), [`ranking`] scores it without a
+//! threshold: AUROC, average precision, Brier score and calibration error.
 
 pub mod bootstrap;
 pub mod compare;
@@ -17,6 +19,7 @@ pub mod gate;
 pub mod metrics;
 mod pairs;
 pub mod paper;
+pub mod ranking;
 mod rng;
 pub mod significance;
 
@@ -44,6 +47,28 @@ pub struct TaskScore {
     pub fail_correct: usize,
     /// Accuracy on the rows labelled FAIL; `None` when there are none.
     pub fail_accuracy: Option<f64>,
+    /// Rows whose judgement has a usable `p_fail` (finite, in `[0, 1]`), which the four
+    /// scores below are computed from; 0, and the scores absent, for judges that give no
+    /// probability. See [`ranking::ThresholdFree`] for each score's definition.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub n_scored: usize,
+    /// AUROC of `p_fail`, FAIL the positive class; `None` unless both classes are scored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auroc: Option<f64>,
+    /// Average precision of `p_fail` for the FAIL class; `None` without a scored FAIL row.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pr_auc: Option<f64>,
+    /// Brier score of `p_fail`; `None` when nothing is scored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub brier: Option<f64>,
+    /// Expected calibration error of `p_fail` in [`ranking::DEFAULT_ECE_BINS`] bins; `None`
+    /// when nothing is scored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ece: Option<f64>,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 impl TaskScore {
@@ -64,11 +89,19 @@ impl TaskScore {
         }
     }
 
-    fn finish(&mut self) {
+    /// `probabilities`: the `(label, p_fail)` of the rows added that have one.
+    fn finish(&mut self, probabilities: &[(Label, f64)]) {
         let ratio = |num: usize, den: usize| (den > 0).then(|| num as f64 / den as f64);
         self.accuracy = ratio(self.correct, self.n).unwrap_or(0.0);
         self.pass_accuracy = ratio(self.pass_correct, self.pass_n);
         self.fail_accuracy = ratio(self.fail_correct, self.fail_n);
+        if let Some(t) = ranking::threshold_free(probabilities, ranking::DEFAULT_ECE_BINS) {
+            self.n_scored = t.n_scored;
+            self.auroc = t.auroc;
+            self.pr_auc = t.pr_auc;
+            self.brier = Some(t.brier);
+            self.ece = Some(t.ece);
+        }
     }
 }
 
@@ -94,6 +127,23 @@ pub struct Summary {
     /// What the replies served from the response cache would have cost.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cost_avoided_usd: Option<f64>,
+    /// Rows with a usable `p_fail`, over all rows; the four scores below pool those rows
+    /// (they are not means of the tasks' scores). Absent for judges without `p_fail`; see
+    /// [`TaskScore::n_scored`].
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub n_scored: usize,
+    /// AUROC of `p_fail` over all scored rows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auroc: Option<f64>,
+    /// Average precision of `p_fail` for the FAIL class over all scored rows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pr_auc: Option<f64>,
+    /// Brier score of `p_fail` over all scored rows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub brier: Option<f64>,
+    /// Expected calibration error of `p_fail` over all scored rows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ece: Option<f64>,
     /// Keyed by the dataset's `source_ds` spelling.
     pub tasks: BTreeMap<String, TaskScore>,
 }
@@ -104,6 +154,8 @@ impl Summary {
         let mut all = TaskScore::default();
         let mut tokens = Usage::default();
         let mut invalid_reasons = BTreeMap::new();
+        let mut task_probabilities: BTreeMap<String, Vec<(Label, f64)>> = BTreeMap::new();
+        let mut all_probabilities = Vec::new();
         for judgement in judgements {
             if judgement.verdict == Verdict::Invalid {
                 let reason = match (&judgement.invalid_reason, &judgement.error) {
@@ -119,9 +171,18 @@ impl Summary {
                 .or_default()
                 .add(judgement);
             all.add(judgement);
+            if let Some(p) = judgement.p_fail {
+                task_probabilities
+                    .entry(judgement.task.clone())
+                    .or_default()
+                    .push((judgement.label, p));
+                all_probabilities.push((judgement.label, p));
+            }
         }
-        tasks.values_mut().for_each(TaskScore::finish);
-        all.finish();
+        for (task, score) in &mut tasks {
+            score.finish(task_probabilities.get(task).map_or(&[], Vec::as_slice));
+        }
+        all.finish(&all_probabilities);
         let overall_macro = if tasks.is_empty() {
             0.0
         } else {
@@ -136,6 +197,11 @@ impl Summary {
             tokens,
             cost_usd: None,
             cost_avoided_usd: None,
+            n_scored: all.n_scored,
+            auroc: all.auroc,
+            pr_auc: all.pr_auc,
+            brier: all.brier,
+            ece: all.ece,
             tasks,
         }
     }
@@ -149,7 +215,9 @@ impl Summary {
 
     /// The paper-layout table: in each row a label, then one cell per task, then Overall.
     /// Task names are data: [`compare::Table`] escapes them for markdown and quotes them for
-    /// CSV.
+    /// CSV. The rows of `p_fail` scores appear only when some row has one, so a judge without
+    /// probabilities gets the table it always had; their Overall is the unweighted mean of
+    /// the tasks, like every other row (the pooled values are in `summary.json`).
     fn table(&self) -> compare::Table {
         let tasks = self.ordered_tasks();
         let mut header = vec!["metric".to_string()];
@@ -167,7 +235,7 @@ impl Summary {
             let values: Vec<f64> = tasks.iter().filter_map(|(_, t)| f(t)).collect();
             (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
         };
-        let rows = vec![
+        let mut rows = vec![
             row(
                 "accuracy (%)",
                 &|t| pct(Some(t.accuracy)),
@@ -190,6 +258,28 @@ impl Summary {
             ),
             row("n", &|t| t.n.to_string(), self.n.to_string()),
         ];
+        if self.n_scored > 0 {
+            let score = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.3}"));
+            rows.extend([
+                row("AUROC", &|t| score(t.auroc), score(macro_of(|t| t.auroc))),
+                row(
+                    "AP (FAIL)",
+                    &|t| score(t.pr_auc),
+                    score(macro_of(|t| t.pr_auc)),
+                ),
+                row("Brier", &|t| score(t.brier), score(macro_of(|t| t.brier))),
+                row(
+                    &format!("ECE ({} bins)", ranking::DEFAULT_ECE_BINS),
+                    &|t| score(t.ece),
+                    score(macro_of(|t| t.ece)),
+                ),
+                row(
+                    "n scored",
+                    &|t| t.n_scored.to_string(),
+                    self.n_scored.to_string(),
+                ),
+            ]);
+        }
         compare::Table { header, rows }
     }
 

@@ -392,3 +392,34 @@ fn help_explains_the_flags() {
         assert!(text.contains(flag), "{flag} in {text}");
     }
 }
+
+#[test]
+fn the_baseline_gives_a_confidence_and_the_summary_scores_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = halubench(dir.path(), &["run", "--out", "r"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let journal = std::fs::read_to_string(dir.path().join("r/judgements.jsonl")).expect("journal");
+    for line in journal.lines() {
+        let judgement: serde_json::Value = serde_json::from_str(line).expect("json");
+        let p = judgement["p_fail"]
+            .as_f64()
+            .expect("a p_fail on every line");
+        assert!((0.0..=1.0).contains(&p), "{line}");
+        // The verdict thresholds the same score: FAIL at or above 1 − threshold (0.8), or
+        // on a stray number whatever the share.
+        if p > 0.2 + 1e-12 {
+            assert_eq!(judgement["verdict"], "FAIL", "{line}");
+        }
+    }
+    let summary = read_json(&dir.path().join("r/summary.json"));
+    assert_eq!(summary["n_scored"], 60);
+    for key in ["auroc", "pr_auc", "brier", "ece"] {
+        let value = summary[key].as_f64().unwrap_or(f64::NAN);
+        assert!((0.0..=1.0).contains(&value), "{key}: {summary}");
+        for (task, scores) in summary["tasks"].as_object().expect("tasks") {
+            assert!(scores[key].is_number(), "{task} {key}: {scores}");
+        }
+    }
+    let md = std::fs::read_to_string(dir.path().join("r/summary.md")).expect("md");
+    assert!(md.contains("| AUROC |"), "{md}");
+}

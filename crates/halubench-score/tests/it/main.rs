@@ -28,6 +28,8 @@ use halubench_score::metrics::{Confusion, Metrics, VerdictCounts, metrics};
 use halubench_score::paper::compare_with_paper;
 use halubench_score::significance::{holm, mcnemar_exact, mcnemar_judges};
 
+mod ranking;
+
 const TOLERANCE: f64 = 1e-9;
 
 /// The 210 judgements of `reference_values.py`, formula for formula.
