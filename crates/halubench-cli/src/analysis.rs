@@ -3,7 +3,7 @@
 //! pictures from halubench-report; this module loads runs, checks that they can be compared
 //! and writes the files.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
@@ -218,10 +218,58 @@ pub fn write_comparison(
     texts: Option<&HashMap<String, Example>>,
     options: &ReportOptions<'_>,
 ) -> anyhow::Result<String> {
-    let (markdown, json) = write_report(out, title, runs, warnings, texts, options)?;
+    let (mut markdown, json) = write_report(out, title, runs, warnings, texts, options)?;
+    if runs.len() >= 3 {
+        markdown.push_str(&write_suspect_labels(out, runs)?);
+    }
     report::write_atomically(&out.join("compare.md"), &markdown)?;
     report::write_atomically(&out.join("compare.json"), &json)?;
     Ok(markdown)
+}
+
+/// `suspect-labels.csv`: the examples whose gold label a strict majority of the judges
+/// contradict. Returns a markdown section counting them per task.
+fn write_suspect_labels(out: &Path, runs: &[LoadedRun]) -> anyhow::Result<String> {
+    let views: Vec<&[Judgement]> = runs.iter().map(|r| r.judgements.as_slice()).collect();
+    let suspects = halubench_score::votes::suspect_labels(&views);
+    let header = ["id", "task", "label", "against", "judges"];
+    let file = halubench_score::compare::Table {
+        header: header.map(String::from).to_vec(),
+        rows: suspects
+            .iter()
+            .map(|s| {
+                vec![
+                    s.id.clone(),
+                    s.task.clone(),
+                    s.label.to_string(),
+                    s.against.to_string(),
+                    s.judges.to_string(),
+                ]
+            })
+            .collect(),
+    };
+    report::write_atomically(&out.join("suspect-labels.csv"), &file.to_csv())?;
+    let mut per_task: BTreeMap<&str, usize> = BTreeMap::new();
+    for judgement in &runs[0].judgements {
+        per_task.entry(judgement.task.as_str()).or_default();
+    }
+    for suspect in &suspects {
+        *per_task.entry(suspect.task.as_str()).or_default() += 1;
+    }
+    let counts = halubench_score::compare::Table {
+        header: vec!["task".to_string(), "suspect labels".to_string()],
+        rows: per_task
+            .iter()
+            .map(|(task, n)| vec![task_heading(task).to_string(), n.to_string()])
+            .collect(),
+    };
+    Ok(format!(
+        "\n## Suspect labels\n\n{} examples whose gold label a strict majority of the {} judges \
+         contradict (an INVALID verdict is no vote against), listed in suspect-labels.csv.\n\n{}",
+        suspects.len(),
+        runs.len(),
+        counts.to_markdown()
+    ))
 }
 
 /// report.html and the charts (SVG and PNG) of one or more runs, written into `out`.

@@ -11,6 +11,7 @@ mod history;
 mod lock;
 #[cfg(feature = "local")]
 mod model_files;
+mod panel_cmd;
 mod prices;
 mod report;
 mod run_cmd;
@@ -75,7 +76,9 @@ enum Command {
     /// Put finished runs side by side: accuracy per task with bootstrap intervals and, for
     /// each run against the first, exact McNemar tests (Holm-adjusted over the tasks) and
     /// paired bootstrap intervals of the difference. Prints the tables and writes them with
-    /// charts and an HTML report. Runs of different data are refused.
+    /// charts and an HTML report. Runs of different data are refused. With three or more
+    /// runs, also suspect-labels.csv: the examples whose gold label a strict majority of the
+    /// judges contradict.
     Compare(CompareArgs),
     /// Fail a nightly job only on a real regression: a task (or Overall) that fell by more
     /// than --max-drop points, significantly. Exit status 0: the candidate holds; 1: it
@@ -87,6 +90,20 @@ enum Command {
     /// Write a run's judgements as lm-evaluation-harness-style per-sample JSONL, one file per
     /// task.
     Export(ExportArgs),
+    /// Build a judge panel from finished runs of the same examples: a run directory whose
+    /// verdict for each example is the strict majority of the members' verdicts (an INVALID
+    /// vote stays in the count; no strict majority is INVALID, reason no_majority) and whose
+    /// p_fail is the members' mean where all have one. No judge is called; the panel is
+    /// scored, compared, exported and gated like any run.
+    Panel {
+        /// The member runs (run directories of the same dataset and examples).
+        #[arg(required = true, num_args = 2.., value_name = "RUN")]
+        runs: Vec<PathBuf>,
+
+        /// The panel's run directory (must not already hold a run).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
 }
 
 /// Where run directories live; the default place for comparisons, suites and the history.
@@ -514,6 +531,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             return suite_cmd::run(&registry, &hub, &file, out, &reports.dir);
         }
         Command::Export(args) => compare_cmd::export(&registry, &hub, &args)?,
+        Command::Panel { runs, out } => panel_cmd::panel(&registry, &hub, &runs, &out)?,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -22,6 +22,7 @@ pub mod paper;
 pub mod ranking;
 mod rng;
 pub mod significance;
+pub mod votes;
 
 pub use error::ScoreError;
 

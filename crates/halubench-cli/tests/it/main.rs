@@ -8,6 +8,7 @@ mod kill_resume;
 mod local;
 mod openai;
 mod trust;
+mod votes;
 mod workflow;
 
 use std::path::{Path, PathBuf};
