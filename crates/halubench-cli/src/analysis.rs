@@ -10,8 +10,8 @@ use anyhow::{Context, bail};
 use halubench_core::{Example, Judgement, RunManifest, task_heading};
 use halubench_data::{HubSettings, Registry};
 use halubench_report::{
-    Block, Chart, ExampleCard, GroupedBars, Heatmap, Page, Reply, Section, Series, Table, Trend,
-    TrendSeries, Whisker,
+    Block, Chart, CurveSeries, Curves, ExampleCard, GroupedBars, Heatmap, Page, Reply, Section,
+    Series, Table, Trend, TrendSeries, Whisker, unit_curves,
 };
 use halubench_score::bootstrap::BootstrapConfig;
 use halubench_score::compare::{Comparison, Entrant, compare};
@@ -256,6 +256,8 @@ fn write_suspect_labels(out: &Path, runs: &[LoadedRun]) -> anyhow::Result<String
     for suspect in &suspects {
         *per_task.entry(suspect.task.as_str()).or_default() += 1;
     }
+    let mut per_task: Vec<(&str, usize)> = per_task.into_iter().collect();
+    per_task.sort_by_key(|(task, _)| halubench_core::task_order(task));
     let counts = halubench_score::compare::Table {
         header: vec!["task".to_string(), "suspect labels".to_string()],
         rows: per_task
@@ -333,6 +335,7 @@ pub fn write_report(
             confusion_chart(&judge.name, &judge.metrics.all_rows.confusion)?,
         ));
     }
+    charts.extend(confidence_charts(runs)?);
     if let Some(history) = options.history
         && let Some(trend) = trend_chart(history, &runs[0].manifest)?
     {
@@ -405,6 +408,74 @@ pub fn report_run(registry: &Registry, hub: &HubSettings, dir: &Path, history: O
     if let Err(e) = written {
         eprintln!("warning: no HTML report for {}: {e:#}", dir.display());
     }
+}
+
+/// The ROC curves (all rows) and the reliability diagram of the runs whose judge gave a
+/// confidence `p_fail`; nothing when none did.
+fn confidence_charts(runs: &[LoadedRun]) -> anyhow::Result<Vec<(String, String, Chart)>> {
+    use halubench_score::ranking::{DEFAULT_ECE_BINS, reliability_bins, roc_points};
+    let scored: Vec<(&str, Vec<(halubench_core::Label, f64)>)> = runs
+        .iter()
+        .map(|run| {
+            let pairs = run
+                .judgements
+                .iter()
+                .filter_map(|j| j.p_fail.map(|p| (j.label, p)))
+                .collect();
+            (run.name.as_str(), pairs)
+        })
+        .filter(|(_, pairs): &(&str, Vec<_>)| !pairs.is_empty())
+        .collect();
+    let mut roc = Vec::new();
+    let mut reliability = Vec::new();
+    for (name, pairs) in &scored {
+        if let Some(points) = roc_points(pairs) {
+            roc.push(CurveSeries {
+                name: name.to_string(),
+                points,
+                markers: false,
+            });
+        }
+        let bins = reliability_bins(pairs, DEFAULT_ECE_BINS);
+        if !bins.is_empty() {
+            reliability.push(CurveSeries {
+                name: name.to_string(),
+                points: bins.iter().map(|b| (b.mean_p, b.fail_rate)).collect(),
+                markers: true,
+            });
+        }
+    }
+    let mut charts = Vec::new();
+    if !roc.is_empty() {
+        charts.push((
+            "roc".to_string(),
+            "ROC curves of the judges' confidence p_fail over all rows (FAIL is positive); \
+             the diagonal is chance"
+                .to_string(),
+            unit_curves(&Curves {
+                title: "ROC, all rows".to_string(),
+                x_label: "false positive rate".to_string(),
+                y_label: "true positive rate".to_string(),
+                series: roc,
+            })?,
+        ));
+    }
+    if !reliability.is_empty() {
+        charts.push((
+            "reliability".to_string(),
+            format!(
+                "Reliability diagram: observed FAIL rate against mean p_fail in {DEFAULT_ECE_BINS} \
+                 equal-width bins; the diagonal is perfect calibration"
+            ),
+            unit_curves(&Curves {
+                title: "Reliability, all rows".to_string(),
+                x_label: "mean p_fail".to_string(),
+                y_label: "observed FAIL rate".to_string(),
+                series: reliability,
+            })?,
+        ));
+    }
+    Ok(charts)
 }
 
 fn accuracy_chart(

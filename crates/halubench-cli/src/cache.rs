@@ -7,7 +7,8 @@
 //! regression. So it is for replaying a judge known not to change (a pinned API model, a
 //! re-run of a paid reproduction), and the user says so.
 //!
-//! An entry holds the raw reply, its usage and the model the server named: never a verdict.
+//! An entry holds the raw reply, its usage, the model the server named and the confidence its
+//! log-probabilities gave: never a verdict.
 //! Verdicts are parsed on every read, so a fixed parser applies to cached replies too. The
 //! layout is versioned (`v2/`), so an older harness's entries are never misread.
 
@@ -31,6 +32,9 @@ struct Entry {
     raw: String,
     usage: Option<Usage>,
     model: Option<String>,
+    /// What the server's log-probabilities gave, like usage a fact of the reply.
+    #[serde(default)]
+    p_fail: Option<f64>,
 }
 
 impl ResponseCache {
@@ -75,11 +79,11 @@ impl ResponseCache {
             raw: entry.raw,
             usage: entry.usage,
             model: entry.model,
-            p_fail: None,
+            p_fail: entry.p_fail,
         })
     }
 
-    /// Stores a reply's text, usage and model. Written to a temporary file of its own and
+    /// Stores a reply's text, usage, model and p_fail. Written to a temporary file of its own and
     /// renamed, so that two writers of one key (two examples with the same prompt, two runs)
     /// and a crash leave either a whole entry or none.
     pub fn put(&self, key: &str, reply: &Reply) -> std::io::Result<()> {
@@ -90,6 +94,7 @@ impl ResponseCache {
             raw: reply.raw.clone(),
             usage: reply.usage,
             model: reply.model.clone(),
+            p_fail: reply.p_fail,
         };
         let mut tmp = tempfile::NamedTempFile::new_in(parent)?;
         tmp.write_all(&serde_json::to_vec(&entry).map_err(std::io::Error::other)?)?;

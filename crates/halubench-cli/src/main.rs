@@ -340,6 +340,12 @@ pub struct RunArgs {
     #[arg(long, help_heading = "OpenAI-compatible judge")]
     json_mode: bool,
 
+    /// OpenAI judge: do not ask for token log-probabilities. By default they are asked for
+    /// (`logprobs`, `top_logprobs: 5`) to journal the judge's confidence `p_fail`; a server
+    /// that rejects them is detected once and the run goes on without.
+    #[arg(long, help_heading = "OpenAI-compatible judge")]
+    no_logprobs: bool,
+
     /// OpenAI judge: extra request header, "Name: value"; repeatable. Values are never
     /// recorded.
     #[arg(

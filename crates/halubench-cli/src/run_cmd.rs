@@ -211,6 +211,9 @@ pub fn run(registry: &Registry, hub: &HubSettings, args: &RunArgs) -> anyhow::Re
     println!("{markdown}");
     println!("report: {}", dir.display());
     print_stats(&stats, &dir);
+    for note in judge.notes() {
+        eprintln!("note: {note}");
+    }
     if let Some(max) = args.max_cost
         && stats.not_started > 0
         && !stats.stopped_early
@@ -534,6 +537,7 @@ fn build_judge(args: &RunArgs, hub: &HubSettings) -> anyhow::Result<Arc<dyn Judg
                 json_mode: args.json_mode,
                 headers: settings::headers(&args.headers)?,
                 timeout: args.timeout,
+                logprobs: !args.no_logprobs,
             };
             let judge = OpenAiJudge::new(settings, template)?;
             if let Some(warning) = judge.insecure_credentials_warning() {

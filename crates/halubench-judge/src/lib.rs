@@ -66,6 +66,12 @@ pub trait Judge: Send + Sync {
         None
     }
 
+    /// What the user should know after a run that the judgements do not say (a server that
+    /// refused a request parameter, say), one line each.
+    fn notes(&self) -> Vec<String> {
+        Vec::new()
+    }
+
     /// Judges one example. An unusable reply is `Ok` with `Verdict::Invalid`; `Err` means
     /// there is no reply at all.
     fn judge<'a>(&'a self, example: &'a Example) -> BoxFuture<'a, Result<Reply, JudgeError>>;

@@ -2,20 +2,27 @@
 //! llama.cpp's server, TGI. One user message rendered from a prompt template, greedy by
 //! default, the reply parsed with the lenient verdict parser.
 //!
-//! It makes exactly one HTTP request per call and classifies what went wrong (worth a
-//! retry or not, and how long the server asked us to wait). It does not retry, cache or
-//! limit concurrency: the runner does, for every judge alike.
+//! Unless told not to, it asks for the token log-probabilities of the reply and reads the
+//! judge's probability that the answer is a hallucination from them ([`Reply::p_fail`]).
+//! A server that rejects the parameter gets the call again without it, once, and never
+//! again for the rest of the run ([`OpenAiJudge::logprobs_disabled`]).
+//!
+//! It makes one HTTP request per call (two when the server rejects `logprobs`) and
+//! classifies what went wrong (worth a retry or not, and how long the server asked us to
+//! wait). It does not retry, cache or limit concurrency: the runner does, for every judge
+//! alike.
 //!
 //! Secrets (the API key, header values, credentials inside a base URL) never leave it as
 //! text: URLs print redacted ([`SafeUrl`]), and whatever the server or the HTTP client
 //! says (error bodies, replies, the reported model, transport errors) is scrubbed of them
 //! before it becomes a reply or an error.
 
+mod confidence;
 mod retry_after;
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime};
 
 use halubench_core::{Example, JudgeInfo, Usage};
@@ -98,6 +105,9 @@ pub struct OpenAiSettings {
     pub headers: Vec<Header>,
     /// The whole call, reading the response body included.
     pub timeout: Duration,
+    /// Ask for the log-probabilities of the reply's tokens (`"logprobs": true,
+    /// "top_logprobs": 5`), from which [`Reply::p_fail`] is read.
+    pub logprobs: bool,
 }
 
 impl OpenAiSettings {
@@ -112,6 +122,7 @@ impl OpenAiSettings {
             json_mode: false,
             headers: Vec::new(),
             timeout: Duration::from_secs(120),
+            logprobs: true,
         }
     }
 }
@@ -135,6 +146,8 @@ pub struct OpenAiJudge {
     settings: OpenAiSettings,
     template: PromptTemplate,
     next_base: AtomicUsize,
+    /// Set when a server rejected the `logprobs` parameter: not sent again in this run.
+    logprobs_rejected: AtomicBool,
     /// Every secret this judge sends, longest first: scrubbed from whatever the server or
     /// the HTTP client says before it can reach a journal, a report or stderr.
     secrets: Vec<String>,
@@ -190,11 +203,14 @@ impl OpenAiJudge {
             settings,
             template,
             next_base: AtomicUsize::new(0),
+            logprobs_rejected: AtomicBool::new(false),
             secrets,
         })
     }
 
-    /// The request body for an example: what is sent, and what the response cache keys on.
+    /// The request body for an example as the settings ask for it: what is sent (less the
+    /// `logprobs` fields once a server has rejected them, see
+    /// [`logprobs_disabled`](Self::logprobs_disabled)), and what the response cache keys on.
     pub fn request_body(&self, example: &Example) -> serde_json::Value {
         let mut body = json!({
             "model": self.settings.model,
@@ -205,7 +221,17 @@ impl OpenAiJudge {
         if self.settings.json_mode {
             body["response_format"] = json!({"type": "json_object"});
         }
+        if self.settings.logprobs {
+            body["logprobs"] = json!(true);
+            body["top_logprobs"] = json!(TOP_LOGPROBS);
+        }
         body
+    }
+
+    /// Whether `logprobs` was asked for but a server rejected it, so that it is no longer
+    /// sent and replies have no `p_fail`.
+    pub fn logprobs_disabled(&self) -> bool {
+        self.settings.logprobs && self.logprobs_rejected.load(Ordering::Relaxed)
     }
 
     /// `text` with every secret this judge sends (the API key, header values, and the
@@ -321,20 +347,43 @@ impl OpenAiJudge {
         }
     }
 
-    async fn call(&self, example: &Example) -> Result<Reply, JudgeError> {
-        let url = self.next_base_url().join("chat/completions");
-        let request = self
-            .client
-            .post(url.expose_secret())
-            .json(&self.request_body(example));
-        let response = self.send(request, &url).await?;
+    /// Posts `body` and reads the whole response: its status, the wait it asked for, and
+    /// its body.
+    async fn post(
+        &self,
+        url: &SafeUrl,
+        body: &serde_json::Value,
+    ) -> Result<(reqwest::StatusCode, Option<Duration>, String), JudgeError> {
+        let request = self.client.post(url.expose_secret()).json(body);
+        let response = self.send(request, url).await?;
         let status = response.status();
         let retry_after = response
             .headers()
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| parse_retry_after(v, SystemTime::now()));
-        let body = self.read_body(response, &url).await?;
+        let text = self.read_body(response, url).await?;
+        Ok((status, retry_after, text))
+    }
+
+    async fn call(&self, example: &Example) -> Result<Reply, JudgeError> {
+        let url = self.next_base_url().join("chat/completions");
+        let mut body = self.request_body(example);
+        let mut with_logprobs = self.settings.logprobs;
+        if with_logprobs && self.logprobs_disabled() {
+            without_logprobs(&mut body);
+            with_logprobs = false;
+        }
+        let (mut status, mut retry_after, mut text) = self.post(&url, &body).await?;
+        if with_logprobs && rejects_logprobs(status, &text) {
+            // This server does not do logprobs: the same call again without them, and
+            // every later call goes without them from the start.
+            self.logprobs_rejected.store(true, Ordering::Relaxed);
+            without_logprobs(&mut body);
+            with_logprobs = false;
+            (status, retry_after, text) = self.post(&url, &body).await?;
+        }
+        let body = text;
         if !status.is_success() {
             let reason = self.redact(&format!(
                 "HTTP {} from {url}: {}",
@@ -362,11 +411,11 @@ impl OpenAiJudge {
                 )),
                 retry_after: None,
             })?;
-        let Some(content) = parsed
+        let Some((content, logprobs)) = parsed
             .choices
             .into_iter()
             .next()
-            .and_then(|c| c.message.content)
+            .and_then(|c| Some((c.message.content?, c.logprobs)))
         else {
             return Err(JudgeError::Unavailable {
                 reason: format!("response from {url} has no choices or no message content"),
@@ -375,6 +424,11 @@ impl OpenAiJudge {
         };
         let raw = self.redact(&content);
         let verdict = parse_verdict(&raw);
+        let p_fail = logprobs
+            .filter(|_| with_logprobs)
+            .as_ref()
+            .and_then(confidence::tokens)
+            .and_then(|tokens| confidence::p_fail(&tokens, verdict.verdict));
         Ok(Reply {
             verdict: verdict.verdict,
             invalid_reason: verdict.invalid.map(|r| r.as_str().to_string()),
@@ -384,7 +438,7 @@ impl OpenAiJudge {
                 completion_tokens: u.completion_tokens,
             }),
             model: parsed.model.map(|m| self.redact(&m)),
-            p_fail: None,
+            p_fail,
         })
     }
 }
@@ -405,6 +459,7 @@ impl Judge for OpenAiJudge {
             ("temperature".to_string(), s.temperature.to_string()),
             ("max_tokens".to_string(), s.max_tokens.to_string()),
             ("json_mode".to_string(), s.json_mode.to_string()),
+            ("logprobs".to_string(), s.logprobs.to_string()),
             ("timeout_s".to_string(), s.timeout.as_secs_f64().to_string()),
             ("template".to_string(), self.template.name().to_string()),
         ]);
@@ -478,6 +533,18 @@ impl Judge for OpenAiJudge {
         })
     }
 
+    fn notes(&self) -> Vec<String> {
+        if self.logprobs_disabled() {
+            vec![
+                "the server rejected `logprobs`, so this run has no p_fail (judge confidence) \
+                 for the calls after that; pass --no-logprobs to skip the rejected first try"
+                    .to_string(),
+            ]
+        } else {
+            Vec::new()
+        }
+    }
+
     fn judge<'a>(&'a self, example: &'a Example) -> BoxFuture<'a, Result<Reply, JudgeError>> {
         Box::pin(self.call(example))
     }
@@ -543,6 +610,23 @@ fn error_chain(error: reqwest::Error) -> String {
     text
 }
 
+/// How many alternatives per token are asked for with `logprobs`; 5 is the most some
+/// servers allow, and PASS or FAIL is nearly always among the first two.
+const TOP_LOGPROBS: u32 = 5;
+
+fn without_logprobs(body: &mut serde_json::Value) {
+    if let Some(object) = body.as_object_mut() {
+        object.remove("logprobs");
+        object.remove("top_logprobs");
+    }
+}
+
+/// A 400 or 422 whose body names the `logprobs` (or `top_logprobs`) parameter: the server
+/// does not do them, or not this many.
+fn rejects_logprobs(status: reqwest::StatusCode, body: &str) -> bool {
+    matches!(status.as_u16(), 400 | 422) && body.to_ascii_lowercase().contains("logprob")
+}
+
 fn snippet(text: &str) -> String {
     const MAX: usize = 300;
     let text = text.trim();
@@ -563,6 +647,10 @@ struct ChatResponse {
 #[derive(Debug, Deserialize)]
 struct Choice {
     message: Message,
+    /// Read leniently by [`confidence::tokens`]: whatever shape it has, it never fails
+    /// the reply.
+    #[serde(default)]
+    logprobs: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Deserialize)]

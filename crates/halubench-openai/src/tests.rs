@@ -267,6 +267,9 @@ async fn reply_content_and_model_echoing_secrets_are_scrubbed() {
     assert_eq!(reply.model.as_deref(), Some("model-***"));
     assert!(reply.raw.contains("*** *** ***"), "{}", reply.raw);
     assert_eq!(reply.verdict, halubench_core::Verdict::Pass);
+    // The server ignored `logprobs`: no p_fail, and nothing is switched off.
+    assert_eq!(reply.p_fail, None);
+    assert!(!judge_for(&server).logprobs_disabled());
     assert_eq!(
         reply.usage,
         Some(Usage {
@@ -481,6 +484,7 @@ fn info_records_redacted_urls_and_header_names_only() {
     assert_eq!(info.settings["api_key_env"], "TEST_KEY");
     assert_eq!(info.settings["model"], "test-model");
     assert_eq!(info.settings["timeout_s"], "10");
+    assert_eq!(info.settings["logprobs"], "true");
     for key in ["temperature", "max_tokens", "json_mode", "template"] {
         assert!(info.settings.contains_key(key), "{key}");
     }
@@ -639,4 +643,152 @@ fn a_safe_url_serializes_redacted() {
         serde_json::to_string(&url).expect("json"),
         "\"https://***@proxy.example/v1?api-key=***\""
     );
+}
+
+/// The body of a request as JSON.
+fn request_json(request: &str) -> serde_json::Value {
+    let body = request.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    serde_json::from_str(body).expect("a JSON body")
+}
+
+fn ok_json(stream: &mut TcpStream, body: &serde_json::Value) {
+    respond(
+        stream,
+        "200 OK",
+        "Content-Type: application/json\r\n",
+        &body.to_string(),
+    );
+}
+
+#[tokio::test]
+async fn p_fail_is_read_from_the_verdict_tokens_logprobs() {
+    let server = Server::start(|_, stream| {
+        let alternatives = |pairs: &[(&str, f64)]| -> Vec<serde_json::Value> {
+            pairs
+                .iter()
+                .map(|(t, l)| json!({"token": t, "logprob": l, "bytes": null}))
+                .collect()
+        };
+        let tokens = json!([
+            {"token": "{\"REASONING\": [\"It says so.\"], \"SCORE\":", "logprob": -0.01,
+             "top_logprobs": alternatives(&[])},
+            {"token": " \"F", "logprob": -0.1,
+             "top_logprobs": alternatives(&[(" \"F", -0.1), (" \"P", -2.4), (" \"", -6.0)])},
+            {"token": "AIL\"}", "logprob": -0.001,
+             "top_logprobs": alternatives(&[("AIL\"}", -0.001)])},
+        ]);
+        let body = json!({
+            "model": "test-model",
+            "choices": [{
+                "message": {"content": "{\"REASONING\": [\"It says so.\"], \"SCORE\": \"FAIL\"}"},
+                "logprobs": {"content": tokens},
+            }],
+        });
+        ok_json(stream, &body);
+    });
+    let judge = judge_for(&server);
+    let reply = judge.judge(&example()).await.expect("a reply");
+    assert_eq!(reply.verdict, halubench_core::Verdict::Fail);
+    let expected = (-0.1_f64).exp() / ((-0.1_f64).exp() + (-2.4_f64).exp());
+    let p_fail = reply.p_fail.expect("a p_fail");
+    assert!((p_fail - expected).abs() < 1e-12, "{p_fail} != {expected}");
+    assert!(!judge.logprobs_disabled());
+    let sent = request_json(&server.requests()[0]);
+    assert_eq!(sent["logprobs"], json!(true));
+    assert_eq!(sent["top_logprobs"], json!(5));
+}
+
+#[tokio::test]
+async fn a_server_rejecting_logprobs_is_asked_again_without_them_once() {
+    let server = Server::start(|request, stream| {
+        if request_json(request).get("logprobs").is_some() {
+            let error = json!({"error": {"message": "logprobs is not supported", "code": 400}});
+            respond(stream, "400 Bad Request", "", &error.to_string());
+        } else {
+            let body = json!({"choices": [{"message": {"content": "SCORE: PASS"}}]});
+            ok_json(stream, &body);
+        }
+    });
+    let judge = judge_for(&server);
+    assert!(!judge.logprobs_disabled());
+    let key = judge.cache_key(&example());
+    let reply = judge.judge(&example()).await.expect("a reply");
+    assert_eq!(reply.verdict, halubench_core::Verdict::Pass);
+    assert_eq!(reply.p_fail, None);
+    assert!(judge.logprobs_disabled());
+    let requests = server.requests();
+    assert_eq!(requests.len(), 2);
+    assert_eq!(request_json(&requests[0])["top_logprobs"], json!(5));
+    let retried = request_json(&requests[1]);
+    assert!(retried.get("logprobs").is_none(), "{retried}");
+    assert!(retried.get("top_logprobs").is_none(), "{retried}");
+    assert_eq!(
+        requests[1].lines().next(),
+        requests[0].lines().next(),
+        "the same URL"
+    );
+    // Later calls go without logprobs from the start; the cache key stays that of the
+    // body the settings ask for, and info() records what was asked for.
+    let reply = judge.judge(&example()).await.expect("a reply");
+    assert_eq!(reply.p_fail, None);
+    let requests = server.requests();
+    assert_eq!(requests.len(), 3);
+    assert!(request_json(&requests[2]).get("logprobs").is_none());
+    assert_eq!(judge.cache_key(&example()), key);
+    assert_eq!(judge.info().settings["logprobs"], "true");
+}
+
+#[tokio::test]
+async fn a_400_about_something_else_is_not_retried() {
+    let server = Server::start(|_, stream| {
+        let error = json!({"error": {"message": "max_tokens is too large"}});
+        respond(stream, "400 Bad Request", "", &error.to_string());
+    });
+    let judge = judge_for(&server);
+    let error = judge_error(&judge).await;
+    assert!(matches!(error, JudgeError::Rejected { .. }), "{error:?}");
+    assert_eq!(server.requests().len(), 1);
+    assert!(!judge.logprobs_disabled());
+}
+
+#[tokio::test]
+async fn logprobs_off_sends_no_parameter_and_reads_no_p_fail() {
+    let server = Server::start(|_, stream| {
+        let body = json!({"choices": [{
+            "message": {"content": "SCORE: FAIL"},
+            "logprobs": {"content": [
+                {"token": "SCORE:", "logprob": 0.0, "top_logprobs": []},
+                {"token": " FAIL", "logprob": -0.1, "top_logprobs": [{"token": " PASS", "logprob": -2.4}]},
+            ]},
+        }]});
+        ok_json(stream, &body);
+    });
+    let mut settings = settings_for(vec![server.base_url("/v1")]);
+    settings.logprobs = false;
+    let judge = judge_with(settings);
+    let reply = judge.judge(&example()).await.expect("a reply");
+    assert_eq!(reply.verdict, halubench_core::Verdict::Fail);
+    assert_eq!(reply.p_fail, None);
+    assert!(!judge.logprobs_disabled());
+    let sent = request_json(&server.requests()[0]);
+    assert!(sent.get("logprobs").is_none(), "{sent}");
+    assert!(sent.get("top_logprobs").is_none(), "{sent}");
+    assert_eq!(judge.info().settings["logprobs"], "false");
+    // The setting is part of the cache key.
+    let on = judge_for(&server);
+    assert_ne!(judge.cache_key(&example()), on.cache_key(&example()));
+}
+
+#[tokio::test]
+async fn malformed_logprobs_cost_only_the_p_fail() {
+    let server = Server::start(|_, stream| {
+        let body = json!({"choices": [{
+            "message": {"content": "SCORE: FAIL"},
+            "logprobs": {"content": "not a list"},
+        }]});
+        ok_json(stream, &body);
+    });
+    let reply = judge_for(&server).judge(&example()).await.expect("a reply");
+    assert_eq!(reply.verdict, halubench_core::Verdict::Fail);
+    assert_eq!(reply.p_fail, None);
 }

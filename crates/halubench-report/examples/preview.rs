@@ -1,11 +1,13 @@
 //! Renders one example of every chart and a page holding them, for looking at by eye:
 //! `cargo run -p halubench-report --example preview -- /tmp/halubench-report-preview`
+//! (or `-- target/chart-preview`, to keep the images beside the build).
 
 use std::path::PathBuf;
 
 use halubench_report::{
-    Block, ExampleCard, GroupedBars, Heatmap, Page, Reply, Section, Series, Table, Trend,
-    TrendSeries, Whisker, accuracy_bars, confusion_heatmap, html_page, trend_lines,
+    Block, CurveSeries, Curves, ExampleCard, GroupedBars, Heatmap, Page, Reply, Section, Series,
+    Table, Trend, TrendSeries, Whisker, accuracy_bars, confusion_heatmap, html_page, trend_lines,
+    unit_curves,
 };
 
 fn whisker(value: f64, half: f64) -> Option<Whisker> {
@@ -96,7 +98,70 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ],
     })?;
 
-    for (name, chart) in [("bars", &bars), ("heatmap", &heatmap), ("trend", &trend)] {
+    // Shaped like `halubench_score::ranking::roc_points`: (0, 0), one point per distinct score
+    // (a tie is one diagonal step), (1, 1).
+    let roc = unit_curves(&Curves {
+        title: "ROC of p_fail (FAIL positive)".into(),
+        x_label: "false positive rate".into(),
+        y_label: "true positive rate".into(),
+        series: vec![
+            CurveSeries {
+                name: "llama-3.1-8b (AUROC 0.80)".into(),
+                points: vec![
+                    (0.0, 0.0),
+                    (0.0, 0.2),
+                    (0.04, 0.35),
+                    (0.1, 0.5),
+                    (0.18, 0.62),
+                    (0.3, 0.75),
+                    (0.45, 0.85),
+                    (0.62, 0.92),
+                    (0.8, 0.97),
+                    (1.0, 1.0),
+                ],
+                markers: false,
+            },
+            CurveSeries {
+                name: "verbalized confidence (coarse, tied)".into(),
+                points: vec![(0.0, 0.0), (0.1, 0.45), (0.35, 0.8), (1.0, 1.0)],
+                markers: false,
+            },
+        ],
+    })?;
+    // Shaped like `reliability_bins`: (mean p_fail, share of FAIL) per non-empty bin.
+    let reliability = unit_curves(&Curves {
+        title: "Reliability of p_fail (10 bins)".into(),
+        x_label: "mean p_fail in bin".into(),
+        y_label: "share of FAIL rows in bin".into(),
+        series: vec![
+            CurveSeries {
+                name: "llama-3.1-8b (ECE 0.06)".into(),
+                points: vec![
+                    (0.03, 0.08),
+                    (0.14, 0.15),
+                    (0.26, 0.33),
+                    (0.45, 0.52),
+                    (0.66, 0.61),
+                    (0.83, 0.74),
+                    (0.97, 0.9),
+                ],
+                markers: true,
+            },
+            CurveSeries {
+                name: "gpt-4o-mini (ECE 0.11)".into(),
+                points: vec![(0.05, 0.2), (0.5, 0.55), (0.95, 0.78)],
+                markers: true,
+            },
+        ],
+    })?;
+
+    for (name, chart) in [
+        ("bars", &bars),
+        ("heatmap", &heatmap),
+        ("trend", &trend),
+        ("roc", &roc),
+        ("reliability", &reliability),
+    ] {
         std::fs::write(dir.join(format!("{name}.png")), &chart.png)?;
         std::fs::write(dir.join(format!("{name}.svg")), &chart.svg)?;
     }
@@ -130,6 +195,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     Block::Chart {
                         caption: "Trend".into(),
                         svg: trend.svg.clone(),
+                    },
+                    Block::Chart {
+                        caption: "ROC".into(),
+                        svg: roc.svg.clone(),
+                    },
+                    Block::Chart {
+                        caption: "Reliability".into(),
+                        svg: reliability.svg.clone(),
                     },
                 ],
             },

@@ -1,10 +1,11 @@
 //! Pure exporters for halubench reports: charts as SVG and PNG bytes, and one self-contained
 //! HTML page.
 //!
-//! - [`accuracy_bars`], [`confusion_heatmap`] and [`trend_lines`] each return a [`Chart`]: the
-//!   same drawing as an SVG document and as PNG bytes. Text is drawn with DejaVu Sans, embedded
-//!   in the binary (the `dejavu` crate) and registered with plotters' `ab_glyph` renderer, so a
-//!   PNG looks the same on every machine, including one with no system fonts.
+//! - [`accuracy_bars`], [`confusion_heatmap`], [`trend_lines`] and [`unit_curves`] (ROC curves
+//!   and reliability diagrams) each return a [`Chart`]: the same drawing as an SVG document and
+//!   as PNG bytes. Text is drawn with DejaVu Sans, embedded in the binary (the `dejavu` crate)
+//!   and registered with plotters' `ab_glyph` renderer, so a PNG looks the same on every
+//!   machine, including one with no system fonts.
 //! - [`html_page`] turns a [`Page`] into one HTML file: inline CSS, charts as `data:` images, no
 //!   JavaScript and no external resources (a Content-Security-Policy meta tag says so to the
 //!   browser). Every piece of data is escaped by [`escape`].
@@ -16,6 +17,7 @@
 
 mod bars;
 mod chart;
+mod curves;
 mod error;
 mod heatmap;
 mod html;
@@ -24,6 +26,7 @@ mod trend;
 
 pub use bars::{GroupedBars, Series, Whisker, accuracy_bars};
 pub use chart::Chart;
+pub use curves::{CurveSeries, Curves, unit_curves};
 pub use error::ReportError;
 pub use heatmap::{Heatmap, confusion_heatmap};
 pub use html::{Block, ExampleCard, Page, Reply, Section, Table, escape, html_page};

@@ -59,16 +59,10 @@ pub struct BestThreshold {
 /// read as 1). Pairs whose `p_fail` is not a probability are skipped and counted in
 /// `n_skipped`. `None` when no pair is left to score.
 pub fn threshold_free(pairs: &[(Label, f64)], bins: usize) -> Option<ThresholdFree> {
-    let mut scored: Vec<(bool, f64)> = pairs
-        .iter()
-        .filter(|(_, p)| (0.0..=1.0).contains(p))
-        .map(|&(label, p)| (label == Label::Fail, p))
-        .collect();
+    let scored = scored(pairs);
     if scored.is_empty() {
         return None;
     }
-    // Ascending; `total_cmp` puts -0.0 before 0.0, but `groups` joins them as equal.
-    scored.sort_by(|a, b| a.1.total_cmp(&b.1));
     let n = scored.len();
     let n_fail = scored.iter().filter(|(fail, _)| *fail).count();
     let n_pass = n - n_fail;
@@ -90,6 +84,89 @@ pub fn threshold_free(pairs: &[(Label, f64)], bins: usize) -> Option<ThresholdFr
         ece: ece(&scored, bins.max(1)),
         best_balanced_accuracy: both_classes.then(|| best_threshold(&groups, n_fail, n_pass)),
     })
+}
+
+/// One point per distinct score on the ROC curve of `p_fail`, as `(false positive rate, true
+/// positive rate)`: from `(0, 0)` (threshold above every score, nothing flagged) through each
+/// distinct score taken as threshold from the highest down, to `(1, 1)` (everything flagged).
+/// Tied scores enter together, so a tie is one diagonal step rather than a staircase in an
+/// order the data does not have; the points are those of scikit-learn's `roc_curve` with
+/// `drop_intermediate=False`, and their trapezoidal area is [`ThresholdFree::auroc`].
+///
+/// Pairs are skipped as in [`threshold_free`]. `None` when no FAIL or no PASS row is left:
+/// one of the two rates would divide by zero.
+pub fn roc_points(pairs: &[(Label, f64)]) -> Option<Vec<(f64, f64)>> {
+    let scored = scored(pairs);
+    let n_fail = scored.iter().filter(|(fail, _)| *fail).count();
+    let n_pass = scored.len() - n_fail;
+    if n_fail == 0 || n_pass == 0 {
+        return None;
+    }
+    let groups = groups(&scored);
+    let mut points = Vec::with_capacity(groups.len() + 1);
+    points.push((0.0, 0.0));
+    let (mut tp, mut fp) = (0usize, 0usize);
+    for group in groups.iter().rev() {
+        tp += group.fail;
+        fp += group.pass;
+        // Counts divided only here, so the last point is exactly (1, 1).
+        points.push((fp as f64 / n_pass as f64, tp as f64 / n_fail as f64));
+    }
+    Some(points)
+}
+
+/// One bin of a reliability diagram: the rows whose `p_fail` falls in `[lower, upper)` (the
+/// top bin also holds 1.0), how confident the judge was on them and how often they failed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ReliabilityBin {
+    /// The bin's lower edge, `b / B`.
+    pub lower: f64,
+    /// The bin's upper edge, `(b + 1) / B`.
+    pub upper: f64,
+    /// Rows in the bin; never 0 (empty bins are left out, they have no rate to plot).
+    pub n: usize,
+    /// Mean `p_fail` of those rows: the x of the diagram, not the bin's centre, so a bin
+    /// whose rows crowd one edge is drawn where they are.
+    pub mean_p: f64,
+    /// Share of those rows labelled FAIL: the y of the diagram. A calibrated judge has
+    /// `fail_rate ≈ mean_p`.
+    pub fail_rate: f64,
+}
+
+/// The non-empty bins of a reliability diagram of `p_fail`, lowest first, binned exactly as
+/// [`ThresholdFree::ece`] (`bins` equal-width bins on `[0, 1]`, 0 read as 1), so that
+/// `Σ n / N · |fail_rate − mean_p|` over the bins is that ECE. Pairs are skipped as in
+/// [`threshold_free`]; empty when none is left.
+pub fn reliability_bins(pairs: &[(Label, f64)], bins: usize) -> Vec<ReliabilityBin> {
+    let bins = bins.max(1);
+    bin_sums(&scored(pairs), bins)
+        .into_iter()
+        .enumerate()
+        .filter(|(_, (count, _, _))| *count > 0)
+        .map(|(b, (count, sum_y, sum_p))| ReliabilityBin {
+            lower: b as f64 / bins as f64,
+            upper: (b + 1) as f64 / bins as f64,
+            n: count,
+            mean_p: sum_p / count as f64,
+            fail_rate: sum_y / count as f64,
+        })
+        .collect()
+}
+
+/// The pairs whose `p_fail` is a probability, as `(is FAIL, p)`, lowest `p` first. Every
+/// score here starts from this one list, so they all skip the same rows and add them up in
+/// the same order.
+fn scored(pairs: &[(Label, f64)]) -> Vec<(bool, f64)> {
+    let mut scored: Vec<(bool, f64)> = pairs
+        .iter()
+        .filter(|(_, p)| (0.0..=1.0).contains(p))
+        .map(|&(label, p)| (label == Label::Fail, p))
+        .collect();
+    // Ascending; `total_cmp` puts -0.0 before 0.0, but `groups` joins them as equal. Ties
+    // are ordered by label too, so that sums (Brier) come out bit for bit the same whatever
+    // order the judgements arrived in.
+    scored.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
+    scored
 }
 
 /// The rows that share one score: the unit every curve moves by, so that ties are never
@@ -151,8 +228,9 @@ fn average_precision(ascending: &[Group], n_fail: usize) -> f64 {
     ap
 }
 
-fn ece(scored: &[(bool, f64)], bins: usize) -> f64 {
-    // Per bin: rows, sum of y, sum of p.
+/// Per bin of `bins` (at least 1) equal-width bins: rows, sum of y, sum of p. Shared by
+/// [`ece`] and [`reliability_bins`] so the diagram and the number cannot disagree.
+fn bin_sums(scored: &[(bool, f64)], bins: usize) -> Vec<(usize, f64, f64)> {
     let mut sums = vec![(0usize, 0.0, 0.0); bins];
     for &(fail, p) in scored {
         // `as usize` truncates, which is the floor for p ≥ 0; p = 1.0 would open bin `bins`.
@@ -162,8 +240,13 @@ fn ece(scored: &[(bool, f64)], bins: usize) -> f64 {
         *sum_y += y(fail);
         *sum_p += p;
     }
+    sums
+}
+
+fn ece(scored: &[(bool, f64)], bins: usize) -> f64 {
     let n = scored.len() as f64;
-    sums.iter()
+    bin_sums(scored, bins)
+        .iter()
         .filter(|(count, _, _)| *count > 0)
         .map(|&(count, sum_y, sum_p)| {
             let count = count as f64;
@@ -328,5 +411,139 @@ mod tests {
     fn negative_zero_ties_with_zero() {
         let t = score(&[(Fail, -0.0), (Pass, 0.0)]);
         assert_eq!(t.auroc, Some(0.5));
+    }
+
+    /// Scores with ties inside and across classes, and a NaN to skip.
+    fn tied() -> Vec<(Label, f64)> {
+        vec![
+            (Pass, 0.1),
+            (Fail, 0.6),
+            (Fail, 0.9),
+            (Pass, 0.6),
+            (Fail, 0.3),
+            (Pass, 0.8),
+            (Pass, 0.3),
+            (Fail, 0.3),
+            (Pass, 0.05),
+            (Fail, 1.0),
+            (Pass, f64::NAN),
+        ]
+    }
+
+    fn trapezoid(points: &[(f64, f64)]) -> f64 {
+        points
+            .windows(2)
+            .map(|w| (w[1].0 - w[0].0) * (w[1].1 + w[0].1) / 2.0)
+            .sum()
+    }
+
+    #[test]
+    fn roc_points_by_hand() {
+        // Descending: 0.9 F, 0.8 P, {0.6 F, 0.6 P}, 0.3 F, 0.1 P (3 FAIL, 3 PASS).
+        let points = roc_points(&[
+            (Pass, 0.1),
+            (Fail, 0.6),
+            (Fail, 0.9),
+            (Pass, 0.6),
+            (Fail, 0.3),
+            (Pass, 0.8),
+        ])
+        .expect("both classes");
+        let third = 1.0 / 3.0;
+        let expected = [
+            (0.0, 0.0),
+            (0.0, third),
+            (third, third),
+            // The tie at 0.6 moves both rates at once: one diagonal step.
+            (2.0 * third, 2.0 * third),
+            (2.0 * third, 1.0),
+            (1.0, 1.0),
+        ];
+        assert_eq!(points.len(), expected.len());
+        for (got, want) in points.iter().zip(expected) {
+            assert!(close(got.0, want.0) && close(got.1, want.1), "{points:?}");
+        }
+        assert!(close(trapezoid(&points), 5.5 / 9.0));
+    }
+
+    #[test]
+    fn roc_area_is_auroc_with_ties() {
+        let pairs = tied();
+        let points = roc_points(&pairs).expect("both classes");
+        assert_eq!(points.first(), Some(&(0.0, 0.0)));
+        assert_eq!(points.last(), Some(&(1.0, 1.0)));
+        // One point per distinct score, plus the origin: 1.0 0.9 0.8 0.6 0.3 0.1 0.05.
+        assert_eq!(points.len(), 8);
+        assert!(
+            points
+                .windows(2)
+                .all(|w| w[0].0 <= w[1].0 && w[0].1 <= w[1].1)
+        );
+        let auroc = score(&pairs).auroc.expect("both classes");
+        assert!(close(trapezoid(&points), auroc), "{auroc}");
+        // All tied: the chance diagonal in one step.
+        let flat = roc_points(&[(Pass, 0.4), (Fail, 0.4), (Pass, 0.4)]).expect("both");
+        assert_eq!(flat, [(0.0, 0.0), (1.0, 1.0)]);
+    }
+
+    #[test]
+    fn roc_needs_both_classes() {
+        assert_eq!(roc_points(&[]), None);
+        assert_eq!(roc_points(&[(Pass, 0.2), (Pass, 0.7)]), None);
+        assert_eq!(roc_points(&[(Fail, 0.2), (Pass, f64::NAN)]), None);
+    }
+
+    #[test]
+    fn reliability_bins_add_up_to_ece() {
+        let pairs = tied();
+        for bins in [0, 1, 2, 3, 10, 20] {
+            let diagram = reliability_bins(&pairs, bins);
+            let t = threshold_free(&pairs, bins).expect("pairs");
+            let n: usize = diagram.iter().map(|b| b.n).sum();
+            assert_eq!(n, t.n_scored);
+            let ece: f64 = diagram
+                .iter()
+                .map(|b| b.n as f64 / n as f64 * (b.fail_rate - b.mean_p).abs())
+                .sum();
+            assert!(close(ece, t.ece), "{bins} bins: {ece} vs {}", t.ece);
+            assert!(diagram.iter().all(|b| b.n > 0
+                && b.lower <= b.mean_p
+                && b.mean_p <= b.upper
+                && (0.0..=1.0).contains(&b.fail_rate)));
+            assert!(diagram.windows(2).all(|w| w[0].upper <= w[1].lower));
+        }
+    }
+
+    #[test]
+    fn reliability_bins_by_hand() {
+        // As in `ece_bins_by_hand`: two bins, 1.0 in the top one.
+        let pairs = [(Pass, 0.2), (Fail, 0.4), (Fail, 0.5), (Fail, 1.0)];
+        let diagram = reliability_bins(&pairs, 2);
+        assert_eq!(
+            diagram,
+            [
+                ReliabilityBin {
+                    lower: 0.0,
+                    upper: 0.5,
+                    n: 2,
+                    mean_p: (0.2 + 0.4) / 2.0,
+                    fail_rate: 0.5
+                },
+                ReliabilityBin {
+                    lower: 0.5,
+                    upper: 1.0,
+                    n: 2,
+                    mean_p: 0.75,
+                    fail_rate: 1.0
+                },
+            ]
+        );
+        // Empty bins are left out; nothing scored is no bins.
+        let diagram = reliability_bins(&pairs, 10);
+        assert_eq!(
+            diagram.iter().map(|b| (b.lower, b.n)).collect::<Vec<_>>(),
+            [(0.2, 1), (0.4, 1), (0.5, 1), (0.9, 1)]
+        );
+        assert!(reliability_bins(&[(Fail, f64::INFINITY), (Pass, -0.5)], 10).is_empty());
     }
 }

@@ -76,13 +76,65 @@ pub fn serve_prompts(script: PromptScript) -> FakeOpenAi {
     }
 }
 
-/// The verdict the fake judge gives a prompt: half PASS, half FAIL, a few unparseable.
+/// The verdict the fake judge gives a prompt: half PASS, half FAIL, a few unparseable. The
+/// reasoning names the prompt's digest, so a test can tell which log-probabilities went
+/// with a journaled reply.
 pub fn reply_for(digest: u64) -> String {
     match digest % 10 {
         0 => "I am not sure about this one.".to_string(),
-        d if d % 2 == 1 => "{\"REASONING\": [\"supported\"], \"SCORE\": \"PASS\"}".to_string(),
-        _ => "```json\n{'REASONING': ['not supported'], 'SCORE': 'FAIL'}\n```".to_string(),
+        d if d % 2 == 1 => {
+            format!("{{\"REASONING\": [\"supported (prompt {digest})\"], \"SCORE\": \"PASS\"}}")
+        }
+        _ => format!(
+            "```json\n{{'REASONING': ['not supported (prompt {digest})'], 'SCORE': 'FAIL'}}\n```"
+        ),
     }
+}
+
+/// The digest a [`reply_for`] reply names, if it names one.
+pub fn digest_in(reply: &str) -> Option<u64> {
+    let start = reply.find("(prompt ")? + "(prompt ".len();
+    let end = start + reply[start..].find(')')?;
+    reply[start..end].parse().ok()
+}
+
+/// The log-probabilities of FAIL and PASS at the verdict of the reply to a prompt.
+pub fn verdict_logprobs(digest: u64) -> (f64, f64) {
+    (
+        -0.05 - (digest % 7) as f64 * 0.3,
+        -0.05 - ((digest / 7) % 5) as f64 * 0.4,
+    )
+}
+
+/// OpenAI's `logprobs` object for `content`: the text before the verdict word as one token,
+/// the verdict word with PASS, FAIL and an unrelated token as its alternatives, then the rest.
+fn logprobs_for(content: &str, digest: u64) -> serde_json::Value {
+    let (fail, pass) = verdict_logprobs(digest);
+    let verdict = content.rfind("SCORE").and_then(|score| {
+        ["PASS", "FAIL"]
+            .iter()
+            .filter_map(|word| content[score..].find(word).map(|at| (score + at, *word)))
+            .min()
+    });
+    let token = |text: &str, logprob: f64, top: serde_json::Value| serde_json::json!({"token": text, "logprob": logprob, "top_logprobs": top});
+    let tokens = match verdict {
+        None => vec![token(content, -0.01, serde_json::json!([]))],
+        Some((at, word)) => {
+            let chosen = if word == "FAIL" { fail } else { pass };
+            let top = serde_json::json!([
+                {"token": word, "logprob": chosen},
+                {"token": if word == "FAIL" { "PASS" } else { "FAIL" },
+                 "logprob": if word == "FAIL" { pass } else { fail }},
+                {"token": " the", "logprob": -6.0},
+            ]);
+            vec![
+                token(&content[..at], -0.01, serde_json::json!([])),
+                token(word, chosen, top),
+                token(&content[at + word.len()..], -0.01, serde_json::json!([])),
+            ]
+        }
+    };
+    serde_json::json!({"content": tokens})
 }
 
 pub fn digest(text: &str) -> u64 {
@@ -160,9 +212,10 @@ fn handle(
                     Fault::Says(text) => text.to_string(),
                     _ => reply_for(d),
                 };
+                let logprobs = (request["logprobs"] == true).then(|| logprobs_for(&content, d));
                 let reply = serde_json::json!({
                     "id": "x", "object": "chat.completion", "model": format!("{model}-served"),
-                    "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
+                    "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "logprobs": logprobs, "finish_reason": "stop"}],
                     "usage": {"prompt_tokens": prompt.len() / 4, "completion_tokens": 20, "total_tokens": prompt.len() / 4 + 20}
                 });
                 respond(&mut writer, "200 OK", &[], &reply.to_string())?;

@@ -552,3 +552,63 @@ fn credentials_inside_a_base_url_are_never_written() {
     assert!(message.contains("***@127.0.0.1:9"), "{message}");
     assert!(!message.contains("sk-url-SECRET"), "{message}");
 }
+
+/// A server that returns known log-probabilities: every journaled `p_fail` is what they
+/// give, and the summary's threshold-free scores are those of the journaled numbers.
+#[test]
+fn known_logprobs_are_journaled_as_p_fail_and_scored() {
+    let server = fake_openai::serve(Arc::new(|_, _| Fault::None));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sample = crate::sample_path();
+    let out = openai_run(
+        dir.path(),
+        &server.base_url,
+        &["--dataset", &sample, "--out", "r"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let journal = std::fs::read_to_string(dir.path().join("r/judgements.jsonl")).expect("journal");
+    let mut pairs: BTreeMap<String, Vec<(halubench_core::Label, f64)>> = BTreeMap::new();
+    let mut scored = 0;
+    for line in journal.lines() {
+        let j: halubench_core::Judgement = serde_json::from_str(line).expect("judgement");
+        if j.verdict == halubench_core::Verdict::Invalid {
+            assert_eq!(j.p_fail, None, "no confidence without a verdict: {line}");
+            continue;
+        }
+        let digest = fake_openai::digest_in(&j.raw).expect("the reply names its prompt");
+        let (fail, pass) = fake_openai::verdict_logprobs(digest);
+        let expected = fail.exp() / (fail.exp() + pass.exp());
+        let p_fail = j.p_fail.expect("a p_fail");
+        assert!(
+            (p_fail - expected).abs() < 1e-12,
+            "{p_fail} vs {expected}: {line}"
+        );
+        pairs
+            .entry(j.task.clone())
+            .or_default()
+            .push((j.label, p_fail));
+        scored += 1;
+    }
+    let summary = read_json(&dir.path().join("r/summary.json"));
+    assert_eq!(summary["n_scored"], scored);
+    for (task, pairs) in &pairs {
+        let expected = halubench_score::ranking::threshold_free(pairs, 10).expect("scores");
+        let got = &summary["tasks"][task];
+        assert_eq!(got["n_scored"], expected.n_scored, "{task}");
+        for (key, value) in [
+            ("auroc", expected.auroc),
+            ("pr_auc", expected.pr_auc),
+            ("brier", Some(expected.brier)),
+            ("ece", Some(expected.ece)),
+        ] {
+            let got = got[key].as_f64();
+            assert!(
+                match (got, value) {
+                    (Some(a), Some(b)) => (a - b).abs() < 1e-9,
+                    (a, b) => a == b,
+                },
+                "{task} {key}: {got:?} vs {value:?}"
+            );
+        }
+    }
+}

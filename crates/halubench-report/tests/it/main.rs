@@ -1,10 +1,11 @@
-//! End to end through the public API: three charts into one page.
+//! End to end through the public API: four charts into one page.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use halubench_report::{
-    Block, ExampleCard, GroupedBars, Heatmap, Page, Reply, Section, Series, Table, Trend,
-    TrendSeries, Whisker, accuracy_bars, confusion_heatmap, html_page, trend_lines,
+    Block, CurveSeries, Curves, ExampleCard, GroupedBars, Heatmap, Page, Reply, Section, Series,
+    Table, Trend, TrendSeries, Whisker, accuracy_bars, confusion_heatmap, html_page, trend_lines,
+    unit_curves,
 };
 
 const EVIL: &str = "<script>alert(1)</script> \"quotes\" & 'apostrophes'";
@@ -43,7 +44,18 @@ fn charts() -> Vec<(String, String)> {
         }],
     })
     .expect("trend");
-    for chart in [&bars, &heatmap, &trend] {
+    let curves = unit_curves(&Curves {
+        title: EVIL.into(),
+        x_label: EVIL.into(),
+        y_label: EVIL.into(),
+        series: vec![CurveSeries {
+            name: EVIL.into(),
+            points: vec![(0.0, 0.0), (0.2, 0.7), (1.0, 1.0)],
+            markers: true,
+        }],
+    })
+    .expect("curves");
+    for chart in [&bars, &heatmap, &trend, &curves] {
         assert!(
             chart.svg.starts_with("<svg")
                 && chart.svg.contains("xmlns=\"http://www.w3.org/2000/svg\"")
@@ -58,6 +70,7 @@ fn charts() -> Vec<(String, String)> {
         ("bars".into(), bars.svg),
         ("heatmap".into(), heatmap.svg),
         ("trend".into(), trend.svg),
+        ("curves".into(), curves.svg),
     ]
 }
 
