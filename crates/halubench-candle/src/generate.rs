@@ -4,8 +4,11 @@
 use std::collections::BTreeSet;
 use std::sync::mpsc;
 
+use candle_core::Tensor;
+
 use crate::error::{LocalError, Result};
 use crate::model::{Llama, PREFILL_CHUNK, SequenceState};
+use crate::verdict::{VerdictCandidates, VerdictMass};
 
 /// Why a generation ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -16,11 +19,14 @@ pub enum Stop {
     MaxTokens,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Generation {
     /// Generated ids, without the end token.
     pub tokens: Vec<u32>,
     pub stop: Stop,
+    /// For each of `tokens`, the mass the model put there on starting FAIL and on starting
+    /// PASS; empty when the engine has no verdict candidates.
+    pub verdict_masses: Vec<VerdictMass>,
 }
 
 /// A prompt for the model thread, and where to send its generation.
@@ -43,6 +49,8 @@ pub struct Engine {
     model: Llama,
     stop_tokens: BTreeSet<u32>,
     max_batch: usize,
+    /// The candidates, and their ids on the model's device for gathering logits.
+    verdict: Option<(VerdictCandidates, Tensor)>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -60,6 +68,7 @@ struct Active {
     prompt: Vec<u32>,
     fed: usize,
     generated: Vec<u32>,
+    masses: Vec<VerdictMass>,
     max_new_tokens: usize,
     state: SequenceState,
     stop: Option<Stop>,
@@ -83,7 +92,26 @@ impl Engine {
             model,
             stop_tokens,
             max_batch: max_batch.max(1),
+            verdict: None,
         }
+    }
+
+    /// Keeps, at every generated position, the mass on `candidates` (see
+    /// `Generation::verdict_masses`).
+    /// Without candidates (a vocabulary with no token that starts either word) nothing is
+    /// kept.
+    pub fn with_verdict_candidates(mut self, candidates: VerdictCandidates) -> Result<Engine> {
+        if candidates.ids().is_empty() {
+            self.verdict = None;
+            return Ok(self);
+        }
+        let ids = Tensor::new(candidates.ids(), self.model.device())?;
+        self.verdict = Some((candidates, ids));
+        Ok(self)
+    }
+
+    pub fn verdict_candidates(&self) -> Option<&VerdictCandidates> {
+        self.verdict.as_ref().map(|(candidates, _)| candidates)
     }
 
     pub fn set_max_batch(&mut self, max_batch: usize) {
@@ -177,6 +205,7 @@ impl Engine {
                 let generation = Generation {
                     tokens: done.generated,
                     stop,
+                    verdict_masses: done.masses,
                 };
                 let _ = done.reply.send(Ok(generation));
             }
@@ -198,6 +227,7 @@ impl Engine {
                 prompt,
                 fed: 0,
                 generated: Vec::new(),
+                masses: Vec::new(),
                 max_new_tokens,
                 state,
                 stop: (max_new_tokens == 0).then_some(Stop::MaxTokens),
@@ -252,7 +282,17 @@ impl Engine {
             self.model.forward(&mut steps)?
         };
         let next = Llama::argmax(&logits)?;
-        for ((a, input), token) in active.iter_mut().zip(&inputs).zip(next) {
+        // Only the candidates' logits leave the device: a few dozen per sequence.
+        let masses: Vec<Option<VerdictMass>> = match &self.verdict {
+            Some((candidates, ids)) => logits
+                .index_select(ids, 1)?
+                .to_vec2::<f32>()?
+                .iter()
+                .map(|row| Some(candidates.mass(row)))
+                .collect(),
+            None => vec![None; active.len()],
+        };
+        for (((a, input), token), mass) in active.iter_mut().zip(&inputs).zip(next).zip(masses) {
             let prompting = a.fed < a.prompt.len();
             if prompting {
                 a.fed += input.len();
@@ -265,6 +305,7 @@ impl Engine {
                 continue;
             }
             a.generated.push(token);
+            a.masses.extend(mass);
             if a.generated.len() >= a.max_new_tokens {
                 a.stop = Some(Stop::MaxTokens);
             }

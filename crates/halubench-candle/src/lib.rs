@@ -18,6 +18,7 @@ pub mod model;
 mod q4_1;
 pub mod template;
 pub mod tokenizer;
+pub mod verdict;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -37,6 +38,7 @@ pub use gguf::Gguf;
 pub use model::Llama;
 pub use template::ChatTemplate;
 pub use tokenizer::TextCodec;
+pub use verdict::{VerdictCandidates, VerdictMass};
 
 use error::Result;
 use generate::Request;
@@ -161,7 +163,9 @@ fn load_gguf(settings: &LocalSettings, device: &Device) -> Result<LoadedModel> {
         .string("general.name")
         .map(str::to_string)
         .unwrap_or_else(|_| origin.clone());
-    let engine = Engine::new(model, codec.stop_tokens().clone(), settings.batch_size);
+    let candidates = VerdictCandidates::from_codec(&codec, model.dims().vocab)?;
+    let engine = Engine::new(model, codec.stop_tokens().clone(), settings.batch_size)
+        .with_verdict_candidates(candidates)?;
     Ok(LoadedModel {
         engine,
         codec,
@@ -225,7 +229,9 @@ fn load_safetensors(settings: &LocalSettings, device: &Device) -> Result<LoadedM
             &eos_text,
         )?,
     };
-    let engine = Engine::new(model, codec.stop_tokens().clone(), settings.batch_size);
+    let candidates = VerdictCandidates::from_codec(&codec, model.dims().vocab)?;
+    let engine = Engine::new(model, codec.stop_tokens().clone(), settings.batch_size)
+        .with_verdict_candidates(candidates)?;
     Ok(LoadedModel {
         engine,
         codec,
@@ -441,6 +447,13 @@ impl LocalJudge {
             .map_err(|reason| JudgeError::Rejected { reason })?;
         let raw = self.codec.decode(&generation.tokens).map_err(rejected)?;
         let parsed = parse_verdict(&raw);
+        let p_fail = verdict::reply_p_fail(
+            &self.codec,
+            &generation.tokens,
+            &generation.verdict_masses,
+            parsed.verdict,
+        )
+        .map_err(rejected)?;
         let end_token = u64::from(generation.stop == Stop::EndToken);
         Ok(Reply {
             verdict: parsed.verdict,
@@ -451,7 +464,7 @@ impl LocalJudge {
                 completion_tokens: generation.tokens.len() as u64 + end_token,
             }),
             model: Some(self.name.clone()),
-            p_fail: None,
+            p_fail,
         })
     }
 }

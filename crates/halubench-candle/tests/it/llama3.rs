@@ -196,6 +196,9 @@ fn prompts_over_the_context_are_invalid_too_long() {
     let mut too_long = BTreeSet::new();
     for (example, reply) in rows.iter().zip(replies) {
         let reply = reply.expect("every row gets a reply");
+        if reply.verdict == Verdict::Invalid {
+            assert_eq!(reply.p_fail, None, "{}", example.id);
+        }
         let usage = reply.usage.expect("usage");
         let counted = lengths
             .iter()

@@ -6,7 +6,9 @@ use std::collections::BTreeSet;
 use candle_core::quantized::gguf_file;
 use candle_core::{Device, Tensor};
 use candle_transformers::models::quantized_llama::ModelWeights;
-use halubench_candle::{DeviceKind, Gguf, Llama, LocalSettings, TextCodec};
+use halubench_candle::verdict::{reply_p_fail, verdict_position};
+use halubench_candle::{DeviceKind, Gguf, Llama, LocalSettings, TextCodec, VerdictMass};
+use halubench_core::Verdict;
 use halubench_judge::PromptTemplate;
 
 use crate::{sample_rows, smollm2_gguf};
@@ -107,6 +109,18 @@ fn greedy_output_is_deterministic_and_independent_of_batch_size() {
         .expect("generate batched");
     assert_eq!(batched, one_by_one, "batch size 3 changed the output");
     assert!(one_by_one.iter().all(|g| !g.tokens.is_empty()));
+    // The verdict masses are part of the generation, so the comparisons above cover them;
+    // here, that they are there and give the same p_fail bit for bit.
+    for (a, b) in one_by_one.iter().zip(&batched) {
+        assert_eq!(a.verdict_masses.len(), a.tokens.len());
+        let p = |g: &halubench_candle::Generation| -> Vec<Option<u64>> {
+            g.verdict_masses
+                .iter()
+                .map(|m| m.p_fail().map(f64::to_bits))
+                .collect()
+        };
+        assert_eq!(p(a), p(b), "batch size 3 changed p_fail");
+    }
 }
 
 #[test]
@@ -141,4 +155,222 @@ fn tokenizer_from_gguf_metadata_matches_llama_cpp() {
         let expected: Vec<u32> = serde_json::from_value(case["ids"].clone()).expect("ids");
         assert_eq!(codec.encode(text).expect("encode"), expected, "{text:?}");
     }
+}
+
+/// The candidate sets, found here by the rule as the issue states it rather than by the
+/// crate's function: a token's text, decoded alone, with leading whitespace, quotes and
+/// colons removed, is a non-empty prefix of FAIL (or PASS), ignoring case.
+fn candidate_sets(codec: &TextCodec, vocab: usize) -> (Vec<u32>, Vec<u32>) {
+    let (mut fail, mut pass) = (Vec::new(), Vec::new());
+    for id in 0..vocab as u32 {
+        if codec.id_to_token(id).is_none() {
+            continue;
+        }
+        let text = codec.decode(&[id]).expect("decode");
+        let word = text
+            .trim_start_matches([' ', '\t', '\n', '\r', '"', '\'', ':'])
+            .to_ascii_uppercase();
+        if word.is_empty() {
+            continue;
+        }
+        if "FAIL".starts_with(&word) {
+            fail.push(id);
+        } else if "PASS".starts_with(&word) {
+            pass.push(id);
+        }
+    }
+    (fail, pass)
+}
+
+/// p_fail from the full vocabulary's softmax, in f64.
+fn full_softmax_p_fail(logits: &[f32], fail: &[u32], pass: &[u32]) -> f64 {
+    let top = logits
+        .iter()
+        .map(|&l| f64::from(l))
+        .fold(f64::MIN, f64::max);
+    let z: f64 = logits.iter().map(|&l| (f64::from(l) - top).exp()).sum();
+    let p = |id: &u32| (f64::from(logits[*id as usize]) - top).exp() / z;
+    let (f, q): (f64, f64) = (fail.iter().map(p).sum(), pass.iter().map(p).sum());
+    f / (f + q)
+}
+
+#[test]
+fn p_fail_matches_a_full_softmax_under_teacher_forcing() {
+    let prompt = PromptTemplate::lynx();
+    let mut loaded = halubench_candle::load(&settings(1)).expect("load");
+    let vocab = loaded.engine.model().dims().vocab;
+    let (fail, pass) = candidate_sets(&loaded.codec, vocab);
+    let candidates = loaded
+        .engine
+        .verdict_candidates()
+        .expect("candidates")
+        .clone();
+    assert_eq!(candidates.fail_ids(), fail.as_slice());
+    assert_eq!(candidates.pass_ids(), pass.as_slice());
+    let texts = |ids: &[u32]| -> Vec<String> {
+        ids.iter()
+            .map(|&id| loaded.codec.decode(&[id]).expect("decode"))
+            .collect()
+    };
+    let (fail_texts, pass_texts) = (texts(&fail), texts(&pass));
+    for (texts, expected) in [
+        (&fail_texts, ["F", " F", "f"]),
+        (&pass_texts, ["P", " P", "PA"]),
+    ] {
+        for text in expected {
+            assert!(texts.iter().any(|t| t == text), "{text:?} not in {texts:?}");
+        }
+        assert!(!texts.iter().any(|t| t == "\"" || t == " "), "{texts:?}");
+    }
+    assert!(
+        fail.len() + pass.len() < 200,
+        "{fail_texts:?} {pass_texts:?}"
+    );
+
+    // The shortest rows, each with the reply forced up to the SCORE value.
+    let forced = loaded
+        .codec
+        .encode(r#"{"REASONING": ["x"], "SCORE": ""#)
+        .expect("encode forced reply");
+    let mut prompts: Vec<Vec<u32>> = sample_rows()
+        .iter()
+        .map(|e| {
+            let text = loaded
+                .template
+                .render_user(&prompt.render(e))
+                .expect("render");
+            let mut ids = loaded.codec.encode_prompt(&text).expect("encode");
+            ids.extend(&forced);
+            ids
+        })
+        .collect();
+    prompts.sort_by_key(Vec::len);
+    prompts.truncate(3);
+    // One prefill chunk each, so that the forward below has the engine's shapes.
+    assert!(prompts[2].len() <= halubench_candle::model::PREFILL_CHUNK);
+
+    let first = loaded.engine.generate(&prompts, 3).expect("generate");
+    let again = loaded.engine.generate(&prompts, 3).expect("generate again");
+    loaded.engine.set_max_batch(3);
+    let batched = loaded
+        .engine
+        .generate(&prompts, 3)
+        .expect("generate batched");
+    let p_fail = |gens: &[halubench_candle::Generation]| -> Vec<f64> {
+        gens.iter()
+            .map(|g| g.verdict_masses[0].p_fail().expect("a p_fail"))
+            .collect()
+    };
+    let ours = p_fail(&first);
+    assert_eq!(ours, p_fail(&again), "p_fail is not deterministic");
+    assert_eq!(ours, p_fail(&batched), "batch size 3 changed p_fail");
+
+    let model = loaded.engine.model();
+    for ((ids, generation), ours) in prompts.iter().zip(&first).zip(&ours) {
+        let mut state = model.new_sequence(ids.len()).expect("state");
+        let logits: Vec<f32> = model
+            .forward(&mut [(&ids[..], &mut state)])
+            .and_then(|t| Ok(t.squeeze(0)?.to_vec1()?))
+            .expect("forward");
+        let expected = full_softmax_p_fail(&logits, &fail, &pass);
+        assert!(
+            (ours - expected).abs() < 1e-6,
+            "p_fail {ours} but the full softmax gives {expected}"
+        );
+        assert!((0.0..=1.0).contains(ours));
+
+        // Read as a whole reply, the verdict starts where the forcing ended.
+        let mut reply = forced.clone();
+        reply.extend(&generation.tokens);
+        let raw = loaded.codec.decode(&reply).expect("decode");
+        let verdict = halubench_judge::parse_verdict(&raw).verdict;
+        eprintln!("p_fail {ours:.6} reply {raw:?} verdict {verdict:?}");
+        if verdict != Verdict::Invalid {
+            assert_eq!(
+                verdict_position(&loaded.codec, &reply, verdict).expect("position"),
+                Some(forced.len()),
+                "{raw:?}"
+            );
+        }
+        // SmolLM2 rarely answers PASS or FAIL; a reply that does, with this position's mass
+        // where its verdict starts (and masses that would give 1 elsewhere), gets its p_fail.
+        let mut tokens = forced.clone();
+        tokens.extend(loaded.codec.encode("PASS\"}").expect("encode"));
+        let elsewhere = VerdictMass {
+            fail: 0.0,
+            pass: f64::NEG_INFINITY,
+        };
+        let mut masses = vec![elsewhere; tokens.len()];
+        masses[forced.len()] = generation.verdict_masses[0];
+        let text = loaded.codec.decode(&tokens).expect("decode");
+        let verdict = halubench_judge::parse_verdict(&text).verdict;
+        assert_eq!(verdict, Verdict::Pass, "{text:?}");
+        assert_eq!(
+            reply_p_fail(&loaded.codec, &tokens, &masses, verdict).expect("p_fail"),
+            Some(*ours)
+        );
+        assert_eq!(
+            reply_p_fail(&loaded.codec, &tokens, &masses, Verdict::Invalid).expect("p_fail"),
+            None
+        );
+    }
+}
+
+#[test]
+fn verdict_position_is_the_token_after_the_last_score_key() {
+    let gguf = Gguf::open(&smollm2_gguf()).expect("open");
+    let codec = TextCodec::from_gguf(&gguf).expect("tokenizer");
+    let cases = [
+        (
+            r#"{"REASONING": ["a score: PASS is wrong"], "SCORE": "FAIL"}"#,
+            Verdict::Fail,
+        ),
+        ("SCORE: **PASS**", Verdict::Pass),
+        ("'score':'fail'", Verdict::Fail),
+    ];
+    for (text, verdict) in cases {
+        assert_eq!(halubench_judge::parse_verdict(text).verdict, verdict);
+        let ids = codec.encode(text).expect("encode");
+        let at = verdict_position(&codec, &ids, verdict)
+            .expect("position")
+            .unwrap_or_else(|| panic!("no position in {text:?}"));
+        let before = codec.decode(&ids[..at]).expect("decode");
+        assert!(before.to_ascii_lowercase().rfind("score").is_some());
+        let rest = codec.decode(&ids[at..]).expect("decode");
+        let word = rest.trim_start_matches([' ', '"', '\'', ':']);
+        let expected = if verdict == Verdict::Fail {
+            "fail"
+        } else {
+            "pass"
+        };
+        assert!(
+            word.to_ascii_lowercase().starts_with(expected),
+            "{text:?}: {rest:?}"
+        );
+        // The other verdict, or none, has no position.
+        let other = if verdict == Verdict::Fail {
+            Verdict::Pass
+        } else {
+            Verdict::Fail
+        };
+        assert_eq!(verdict_position(&codec, &ids, other).expect("p"), None);
+        assert_eq!(
+            verdict_position(&codec, &ids, Verdict::Invalid).expect("p"),
+            None
+        );
+    }
+    // A bare verdict: the parser reads the whole reply, whose first token starts it.
+    let bare = codec.encode(" FAIL.").expect("encode");
+    assert_eq!(
+        halubench_judge::parse_verdict(" FAIL.").verdict,
+        Verdict::Fail
+    );
+    assert_eq!(
+        verdict_position(&codec, &bare, Verdict::Fail).expect("p"),
+        Some(0)
+    );
+    assert_eq!(
+        verdict_position(&codec, &bare, Verdict::Pass).expect("p"),
+        None
+    );
 }
