@@ -8,30 +8,10 @@
 //! softmax's normaliser cancels, so the candidates' logits are all it takes.
 
 use halubench_core::Verdict;
+use halubench_judge::{verdict_search_start, verdict_word_prefix};
 
 use crate::error::Result;
 use crate::tokenizer::TextCodec;
-
-/// Which verdict word a token's text can start, if any: its text with leading whitespace,
-/// quotes and colons removed must be a non-empty prefix of `PASS` or `FAIL`, ignoring case
-/// (`FAIL`, ` FAIL`, `"FAIL`, `F`, `FA`, ` p`, `"P`). `"` alone, `PASSED` or `FAIL"` start
-/// neither.
-pub fn verdict_prefix(text: &str) -> Option<Verdict> {
-    let word =
-        text.trim_start_matches(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | ':'));
-    if word.is_empty() || word.len() > 4 || !word.is_ascii() {
-        return None;
-    }
-    let upper = word.to_ascii_uppercase();
-    // The two words share no first letter, so a prefix belongs to one at most.
-    if "FAIL".starts_with(&upper) {
-        Some(Verdict::Fail)
-    } else if "PASS".starts_with(&upper) {
-        Some(Verdict::Pass)
-    } else {
-        None
-    }
-}
 
 /// The token ids that can start FAIL and those that can start PASS, in id order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,7 +31,7 @@ impl VerdictCandidates {
             if codec.id_to_token(id).is_none() {
                 continue;
             }
-            match verdict_prefix(&codec.decode(&[id])?) {
+            match verdict_word_prefix(&codec.decode(&[id])?) {
                 Some(Verdict::Fail) => fail.push(id),
                 Some(Verdict::Pass) => pass.push(id),
                 _ => {}
@@ -124,10 +104,10 @@ fn log_sum_exp(logits: &[f32]) -> f64 {
     top + sum.ln()
 }
 
-/// The index in `tokens` of the token that starts the verdict: the first token beginning
-/// after the last SCORE key (the word `score`, any case, not inside a longer word, followed
-/// by a colon after optional quotes or emphasis) whose text starts a verdict word, or the
-/// first such token when there is no key (a bare `PASS` reply). `None` when there is no
+/// The index in `tokens` of the token that starts the verdict: the first token reaching
+/// past the colon of the SCORE key the parser reads (`halubench_judge::verdict_search_start`)
+/// whose text begins a verdict word (`halubench_judge::verdict_word_prefix`), or the first
+/// such token when there is no key (a bare `PASS` reply). `None` when there is no
 /// such token, or it starts the other word than `verdict` (the parser read something
 /// else), or `verdict` is `Invalid`.
 ///
@@ -150,41 +130,18 @@ pub fn verdict_position(
         text.push_str(&piece);
         pieces.push(piece);
     }
-    // No key: the parser read a bare verdict, which starts the reply.
-    let key_end = last_score_key(&text).unwrap_or(0);
+    // 0 without a key: the parser read a bare verdict, which starts the reply. A token
+    // that ends at or before the key's colon cannot hold the value; one that begins with
+    // the colon and goes on to the value (`": "F`) can, and is a candidate if its whole
+    // text begins a verdict word.
+    let value_at = verdict_search_start(&text);
     let found = starts
         .iter()
         .zip(&pieces)
         .enumerate()
-        .filter(|(_, (start, _))| **start >= key_end)
-        .find_map(|(i, (_, piece))| verdict_prefix(piece).map(|word| (i, word)));
+        .filter(|(_, (start, piece))| **start + piece.len() > value_at)
+        .find_map(|(i, (_, piece))| verdict_word_prefix(piece).map(|word| (i, word)));
     Ok(found.and_then(|(i, word)| (word == verdict).then_some(i)))
-}
-
-/// The byte offset just after the word of the last SCORE key in `text`.
-fn last_score_key(text: &str) -> Option<usize> {
-    let lower = text.to_ascii_lowercase();
-    let mut last = None;
-    let mut from = 0;
-    while let Some(found) = lower[from..].find("score") {
-        let (start, end) = (from + found, from + found + "score".len());
-        from = end;
-        let word_before = text[..start]
-            .chars()
-            .next_back()
-            .is_some_and(char::is_alphanumeric);
-        let word_after = text[end..]
-            .chars()
-            .next()
-            .is_some_and(char::is_alphanumeric);
-        let colon = text[end..]
-            .trim_start_matches(['"', '\'', '*', '_', '`', ' ', '\t'])
-            .starts_with(':');
-        if !word_before && !word_after && colon {
-            last = Some(end);
-        }
-    }
-    last
 }
 
 /// `p_fail` of a reply: the mass at the token that starts `verdict` (see
@@ -210,16 +167,16 @@ mod tests {
 
     #[test]
     fn prefixes_of_one_word_only() {
-        for text in ["FAIL", " FAIL", "\"FAIL", "F", "FA", " fa", ":\"Fai", "'f"] {
-            assert_eq!(verdict_prefix(text), Some(Verdict::Fail), "{text:?}");
+        for text in [
+            "FAIL", " FAIL", "\"FAIL", "F", "FA", " fa", ":\"Fai", "'f", "FAIL\"",
+        ] {
+            assert_eq!(verdict_word_prefix(text), Some(Verdict::Fail), "{text:?}");
         }
         for text in ["PASS", " PASS", "\"P", " p", "pas", "\n Pa"] {
-            assert_eq!(verdict_prefix(text), Some(Verdict::Pass), "{text:?}");
+            assert_eq!(verdict_word_prefix(text), Some(Verdict::Pass), "{text:?}");
         }
-        for text in [
-            "\"", " ", "", ":", "PASSED", "FAIL\"", "FAILS", "X", " Paris", "É",
-        ] {
-            assert_eq!(verdict_prefix(text), None, "{text:?}");
+        for text in ["\"", " ", "", ":", "PASSED", "FAILS", "X", " Paris", "É"] {
+            assert_eq!(verdict_word_prefix(text), None, "{text:?}");
         }
     }
 
@@ -241,9 +198,9 @@ mod tests {
     #[test]
     fn the_last_score_key_counts() {
         let text = r#"{"REASONING": ["the score is high", "SCORE: x"], "SCORE": "PASS"}"#;
-        let end = last_score_key(text).unwrap_or(0);
-        assert_eq!(&text[end..end + 3], "\": ");
-        assert_eq!(last_score_key("underscore: FAIL\nscored: PASS"), None);
-        assert_eq!(last_score_key("**Score:** FAIL"), Some(7));
+        let end = verdict_search_start(text);
+        assert_eq!(&text[end..], " \"PASS\"}");
+        assert_eq!(verdict_search_start("underscore: FAIL\nscored: PASS"), 0);
+        assert_eq!(verdict_search_start("**Score:** FAIL"), 8);
     }
 }

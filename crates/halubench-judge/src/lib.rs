@@ -20,7 +20,10 @@ use halubench_core::{Example, JudgeInfo, Usage, Verdict};
 
 pub use baseline::{Assessment, BaselineJudge};
 pub use prompt::PromptTemplate;
-pub use verdict::{InvalidReason, ParsedVerdict, parse_verdict};
+pub use verdict::{
+    InvalidReason, ParsedVerdict, parse_verdict, strip_verdict_lead, verdict_search_start,
+    verdict_word_prefix,
+};
 
 /// A boxed future, so that `Judge` can be used as `Arc<dyn Judge>`.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;

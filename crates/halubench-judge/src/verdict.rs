@@ -225,6 +225,85 @@ fn next_json_value(text: &str) -> Option<(Value, &str)> {
 /// so that reasoning which mentions the score does not count as a second verdict.
 fn tolerant_scores(text: &str) -> Vec<Reading> {
     let (mut keys, mut mentions) = (Vec::new(), Vec::new());
+    for colon in score_colons(text) {
+        let reading = read_after_colon(&text[colon.value_at..]);
+        if colon.is_key {
+            keys.push(reading);
+        } else {
+            mentions.push(reading);
+        }
+    }
+    if keys.is_empty() { mentions } else { keys }
+}
+
+/// The byte offset in `reply` just after the colon of the SCORE key whose value is the
+/// verdict: the last SCORE written as a key (quoted, or first on its line, or after `{` or
+/// `,`), or when there is none the last "score:" in a sentence, the same keys and
+/// mentions the parser reads (keys win over mentions); 0 when there is neither, as for a
+/// bare `PASS` reply, whose verdict starts the reply.
+///
+/// For finding the verdict's token in a tokenised reply: the first token after this
+/// offset whose text is not only what [`strip_verdict_lead`] removes is where the judge
+/// writes its verdict (see [`verdict_word_prefix`]).
+pub fn verdict_search_start(reply: &str) -> usize {
+    let (mut last_key, mut last_mention) = (None, None);
+    for colon in score_colons(reply) {
+        if colon.is_key {
+            last_key = Some(colon.value_at);
+        } else {
+            last_mention = Some(colon.value_at);
+        }
+    }
+    last_key.or(last_mention).unwrap_or(0)
+}
+
+/// Which verdict a token's text begins, for reading a verdict's probability token by token:
+/// with [`strip_verdict_lead`]'s leading characters removed, the text must be a non-empty
+/// prefix of `PASS` or of `FAIL`, in any case (`F`, ` fa`, `"Pas`, `**FAIL`), or the whole
+/// word followed by a character that is not a letter or digit (`FAIL"`, `PASS.`,
+/// ` "FAIL"}`). `"` alone, `PASSED`, `FAILS`, `F1`, `Fa"` and `FAL` begin neither. The two
+/// words share no first letter, so a text begins one of them at most.
+pub fn verdict_word_prefix(token_text: &str) -> Option<Verdict> {
+    let text = strip_verdict_lead(token_text);
+    for (word, verdict) in [("FAIL", Verdict::Fail), ("PASS", Verdict::Pass)] {
+        if text.len() <= word.len() {
+            if !text.is_empty()
+                && word.as_bytes()[..text.len()].eq_ignore_ascii_case(text.as_bytes())
+            {
+                return Some(verdict);
+            }
+        } else if let Some(head) = text.get(..word.len())
+            && head.eq_ignore_ascii_case(word)
+            && !text[word.len()..]
+                .chars()
+                .next()
+                .is_some_and(char::is_alphanumeric)
+        {
+            return Some(verdict);
+        }
+    }
+    None
+}
+
+/// `text` without what may come between a SCORE key's colon and its value's first letter:
+/// leading whitespace, quotes (`"`, `'`, `` ` ``), colons and emphasis (`*`, `_`).
+pub fn strip_verdict_lead(text: &str) -> &str {
+    text.trim_start_matches(|c: char| {
+        c.is_whitespace() || matches!(c, '"' | '\'' | ':' | '*' | '_' | '`')
+    })
+}
+
+/// One "score" (any case, not part of a longer word) followed by a colon.
+struct ScoreColon {
+    /// The byte offset just after the colon.
+    value_at: usize,
+    /// Written as a key rather than inside a sentence (see `looks_like_key`).
+    is_key: bool,
+}
+
+/// Every "score" in `text` followed by a colon, in order.
+fn score_colons(text: &str) -> Vec<ScoreColon> {
+    let mut found_all = Vec::new();
     // ASCII lower-casing keeps every byte offset, so positions found in `lower` index `text`.
     let lower = text.to_ascii_lowercase();
     let mut from = 0;
@@ -245,14 +324,12 @@ fn tolerant_scores(text: &str) -> Vec<Reading> {
         let Some(value) = after_colon(&text[end..]) else {
             continue;
         };
-        let reading = read_after_colon(value);
-        if looks_like_key(&text[..start]) {
-            keys.push(reading);
-        } else {
-            mentions.push(reading);
-        }
+        found_all.push(ScoreColon {
+            value_at: text.len() - value.len(),
+            is_key: looks_like_key(&text[..start]),
+        });
     }
-    if keys.is_empty() { mentions } else { keys }
+    found_all
 }
 
 /// The text after the colon that follows a key, skipping the key's closing quote or
@@ -472,6 +549,59 @@ mod tests {
     fn score_as_part_of_another_word_is_not_a_key() {
         assert_eq!(reason("It scored: PASS"), Some(InvalidReason::NoScore));
         assert_eq!(reason("underscore: FAIL"), Some(InvalidReason::NoScore));
+    }
+
+    #[test]
+    fn verdict_search_start_is_after_the_colon_of_the_key_the_parser_reads() {
+        let text = r#"{"REASONING": ["the score is high", "SCORE: x"], "SCORE": "PASS"}"#;
+        assert_eq!(&text[verdict_search_start(text)..], r#" "PASS"}"#);
+        // A key wins over a later mention in a sentence.
+        let text = "SCORE: FAIL\nA score: PASS would be wrong.";
+        assert_eq!(verdict_search_start(text), "SCORE:".len());
+        assert_eq!(parse_verdict(text).verdict, Verdict::Fail);
+        // With no key, the last mention.
+        let text = "I give it a score: FAIL";
+        assert_eq!(&text[verdict_search_start(text)..], " FAIL");
+        assert_eq!(verdict_search_start("**Score:** FAIL"), 8);
+        assert_eq!(verdict_search_start("'score' : 'fail'"), 9);
+        // None: a bare verdict starts the reply.
+        assert_eq!(verdict_search_start("underscore: FAIL\nscored: PASS"), 0);
+        assert_eq!(verdict_search_start("PASS"), 0);
+        assert_eq!(verdict_search_start(""), 0);
+    }
+
+    #[test]
+    fn verdict_word_prefixes() {
+        for text in [
+            "FAIL",
+            " FAIL",
+            "\"FAIL",
+            "F",
+            "FA",
+            " fa",
+            ":\"Fai",
+            "'f",
+            "FAIL\"",
+            " \"FAIL\"}",
+            "**F",
+            "`fail`",
+            "_Fail_",
+            "FAIL.",
+        ] {
+            assert_eq!(verdict_word_prefix(text), Some(Verdict::Fail), "{text:?}");
+        }
+        for text in [
+            "PASS", " PASS", "\"P", " p", "pas", "\n Pa", "PASS,", "pass\n",
+        ] {
+            assert_eq!(verdict_word_prefix(text), Some(Verdict::Pass), "{text:?}");
+        }
+        for text in [
+            "\"", " ", "", ":", "**", "PASSED", "FAILS", "FAILÉ", "F1", "Fa\"", "F.", "FAL", "X",
+            " Paris", "É", "Yes", "N",
+        ] {
+            assert_eq!(verdict_word_prefix(text), None, "{text:?}");
+        }
+        assert_eq!(strip_verdict_lead(" \"**:_`FAIL\""), "FAIL\"");
     }
 
     #[test]

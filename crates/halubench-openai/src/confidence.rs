@@ -1,11 +1,13 @@
 //! The judge's probability that an answer is a hallucination (`p_fail`), read from the
 //! token log-probabilities of its reply (`choices[0].logprobs.content`).
 //!
-//! The verdict token is the first token after the last SCORE key (or, for a reply without
-//! one, the first token of the reply) whose text, once leading quotes, spaces, colons and
-//! emphasis are removed, begins PASS or FAIL in any case. Tokenizers split the value
-//! differently (`"FAIL"`, ` FAIL`, `"F` + `AIL"`), so a token counts by that normalised
-//! prefix: its leading letters must be a prefix of exactly one of the two words. At that
+//! The verdict token is the first token after the SCORE key the verdict parser reads
+//! (`halubench_judge::verdict_search_start`; for a reply without one, the first token of
+//! the reply) whose text is more than leading quotes, spaces, colons and emphasis
+//! (`halubench_judge::strip_verdict_lead`). Tokenizers split the value differently
+//! (`"FAIL"`, ` FAIL`, `"F` + `AIL"`), so a token counts by the word its text begins
+//! (`halubench_judge::verdict_word_prefix`): a prefix of exactly one of the two words, or
+//! the whole word followed by a character that is not a letter or digit. At that
 //! position the probabilities of the alternatives (the chosen token and its
 //! `top_logprobs`, each text once) that begin FAIL are summed, and likewise PASS;
 //! `p_fail = fail / (fail + pass)`.
@@ -15,6 +17,7 @@
 //! any probability: it is never made up from the verdict.
 
 use halubench_core::Verdict;
+use halubench_judge::{strip_verdict_lead, verdict_search_start, verdict_word_prefix};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -46,13 +49,11 @@ pub(crate) fn tokens(logprobs: &Value) -> Option<Vec<TokenLogprob>> {
 
 /// `p_fail` for a reply whose verdict parsed as `verdict`, from its tokens.
 pub(crate) fn p_fail(tokens: &[TokenLogprob], verdict: Verdict) -> Option<f64> {
-    let expected = match verdict {
-        Verdict::Pass => Word::Pass,
-        Verdict::Fail => Word::Fail,
-        Verdict::Invalid => return None,
-    };
+    if verdict == Verdict::Invalid {
+        return None;
+    }
     let text: String = tokens.iter().map(|t| t.token.as_str()).collect();
-    let start = value_start(&text);
+    let start = verdict_search_start(&text);
     let mut offset = 0;
     for token in tokens {
         let end = offset + token.token.len();
@@ -63,23 +64,16 @@ pub(crate) fn p_fail(tokens: &[TokenLogprob], verdict: Verdict) -> Option<f64> {
             continue;
         }
         let (before, rest) = token.token.split_at_checked(skip)?;
-        let rest = strip_lead(rest);
-        if rest.is_empty() {
+        if strip_verdict_lead(rest).is_empty() {
             continue;
         }
         // The value begins here: a verdict word, or no verdict token at all.
-        if word_of(rest)? != expected {
+        if verdict_word_prefix(rest)? != verdict {
             return None;
         }
         return share_of_fail(token, before);
     }
     None
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Word {
-    Pass,
-    Fail,
 }
 
 /// `fail / (fail + pass)` over the alternatives at a verdict token's position. `before` is
@@ -105,85 +99,14 @@ fn share_of_fail(token: &TokenLogprob, before: &str) -> Option<f64> {
         let Some(rest) = text.strip_prefix(before) else {
             continue;
         };
-        match word_of(strip_lead(rest)) {
-            Some(Word::Pass) => pass += logprob.exp(),
-            Some(Word::Fail) => fail += logprob.exp(),
-            None => {}
+        match verdict_word_prefix(rest) {
+            Some(Verdict::Pass) => pass += logprob.exp(),
+            Some(Verdict::Fail) => fail += logprob.exp(),
+            _ => {}
         }
     }
     let total = pass + fail;
     (total > 0.0 && total.is_finite()).then(|| (fail / total).clamp(0.0, 1.0))
-}
-
-/// The token text without what may come between a key's colon and its value.
-fn strip_lead(text: &str) -> &str {
-    text.trim_start_matches(|c: char| {
-        c.is_whitespace() || matches!(c, '"' | '\'' | ':' | '*' | '_' | '`')
-    })
-}
-
-/// Which word a normalised token begins: its leading letters (at least one, not followed
-/// by a letter or digit) must be a prefix of PASS or of FAIL, in any case.
-fn word_of(text: &str) -> Option<Word> {
-    let letters_end = text
-        .find(|c: char| !c.is_ascii_alphabetic())
-        .unwrap_or(text.len());
-    let (letters, after) = text.split_at(letters_end);
-    if letters.is_empty() || after.chars().next().is_some_and(char::is_alphanumeric) {
-        return None;
-    }
-    let letters = letters.to_ascii_uppercase();
-    if "PASS".starts_with(&letters) {
-        Some(Word::Pass)
-    } else if "FAIL".starts_with(&letters) {
-        Some(Word::Fail)
-    } else {
-        None
-    }
-}
-
-/// The byte offset just after the colon of the last SCORE key, preferring keys written as
-/// keys (quoted, or first on a line, or after `{` or `,`) over "score:" inside a sentence,
-/// as the verdict parser does; 0 when there is none (a bare verdict).
-fn value_start(text: &str) -> usize {
-    // ASCII lower-casing keeps every byte offset.
-    let lower = text.to_ascii_lowercase();
-    let (mut last_key, mut last_mention) = (None, None);
-    let mut from = 0;
-    while let Some(found) = lower[from..].find("score") {
-        let (start, end) = (from + found, from + found + "score".len());
-        from = end;
-        let word_before = text[..start]
-            .chars()
-            .next_back()
-            .is_some_and(char::is_alphanumeric);
-        let word_after = text[end..]
-            .chars()
-            .next()
-            .is_some_and(char::is_alphanumeric);
-        if word_before || word_after {
-            continue;
-        }
-        let rest = text[end..].trim_start_matches(['"', '\'', '*', '_', '`', ' ', '\t']);
-        let Some(value) = rest.strip_prefix(':') else {
-            continue;
-        };
-        let at = text.len() - value.len();
-        if looks_like_key(&text[..start]) {
-            last_key = Some(at);
-        } else {
-            last_mention = Some(at);
-        }
-    }
-    last_key.or(last_mention).unwrap_or(0)
-}
-
-fn looks_like_key(before: &str) -> bool {
-    if before.ends_with(['"', '\'']) {
-        return true;
-    }
-    let before = before.trim_end_matches([' ', '\t', '*', '_', '#', '-', '`']);
-    before.is_empty() || before.ends_with(['\n', '{', ','])
 }
 
 #[cfg(test)]
