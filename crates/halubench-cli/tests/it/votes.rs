@@ -33,7 +33,7 @@ fn votes(run: &Path) -> Votes {
 }
 
 /// Four judges on the 143 real sample rows: the baseline at three thresholds, and an
-/// endpoint judge that gives a few unparsable (INVALID) replies and no p_fail.
+/// endpoint judge that gives a few unparsable (INVALID) replies, which carry no p_fail.
 fn four_runs(dir: &Path) -> Vec<Votes> {
     let sample = sample_path();
     for (out, threshold) in [("b50", "0.5"), ("b80", "0.8"), ("b95", "0.95")] {
@@ -128,8 +128,19 @@ fn suspect_labels_and_panels_match_an_independent_count() {
             "INVALID"
         };
         assert_eq!(verdict, expected, "{id}");
-        assert_eq!(*p_fail, None, "one member gives no p_fail: {id}");
+        // The mean where every member gave one; the endpoint judge gives none with its
+        // INVALID replies.
+        let all: Option<Vec<f64>> = members.iter().map(|run| run[id].3).collect();
+        let mean = all.map(|p| p.iter().sum::<f64>() / p.len() as f64);
+        match (p_fail, mean) {
+            (Some(got), Some(mean)) => assert!((got - mean).abs() < 1e-12, "{id}"),
+            (got, mean) => assert_eq!(*got, mean, "{id}"),
+        }
     }
+    assert!(
+        panel.values().any(|v| v.3.is_none()) && panel.values().any(|v| v.3.is_some()),
+        "both cases occur"
+    );
     assert!(no_majority > 0, "two-two splits happen on the sample");
     let summary = read_json(&dir.path().join("panel/summary.json"));
     assert_eq!(summary["invalid_reasons"]["no_majority"], no_majority);
