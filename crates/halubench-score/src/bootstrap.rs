@@ -19,7 +19,8 @@ use halubench_core::{Judgement, Label};
 use serde::Serialize;
 
 use crate::ScoreError;
-use crate::pairs::pair_up;
+use crate::pairs::{Pair, pair_up};
+use crate::ranking::{DEFAULT_ECE_BINS, threshold_free};
 use crate::rng::Xoshiro256StarStar;
 
 /// How to bootstrap.
@@ -77,6 +78,12 @@ pub struct Interval {
     pub estimate: f64,
     pub lower: f64,
     pub upper: f64,
+}
+
+impl AurocInterval {
+    pub fn contains(&self, value: f64) -> bool {
+        self.lower <= value && value <= self.upper
+    }
 }
 
 impl Interval {
@@ -269,6 +276,284 @@ pub fn paired_bootstrap(
     Strata::new(rows).bootstrap(config)
 }
 
+/// An AUROC of `p_fail` (FAIL the positive class), or a difference of two, with its
+/// percentile bootstrap interval.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct AurocInterval {
+    /// On the rows as given: [`threshold_free`]'s AUROC (for a difference, the difference of
+    /// two of them).
+    pub estimate: f64,
+    pub lower: f64,
+    pub upper: f64,
+    /// Rows scored: those whose `p_fail` is a probability (for a difference, by both judges).
+    pub n_scored: usize,
+    /// Resamples the interval is made of: the configured number less those that lacked a
+    /// class (none, in practice: resampling within labels keeps both).
+    pub resamples_used: usize,
+}
+
+/// AUROC intervals per task and over all rows.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AurocIntervals {
+    /// Keyed by the dataset's `source_ds` spelling; only the tasks whose scored rows hold both
+    /// classes.
+    pub tasks: BTreeMap<String, AurocInterval>,
+    /// All scored rows pooled; `None` unless they hold both classes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub all_rows: Option<AurocInterval>,
+}
+
+/// `p` when it is a probability: the rows [`threshold_free`] scores.
+fn probability(p: Option<f64>) -> Option<f64> {
+    p.filter(|p| (0.0..=1.0).contains(p))
+}
+
+/// One example with a usable `p_fail` from each judge (one or two): id, task, label, scores.
+type ScoredRow<'a> = (&'a str, &'a str, Label, Vec<f64>);
+
+/// Scored rows ready to resample: strata by task and label, and for each judge the rows of
+/// each task (then of all tasks) in ascending order of its score.
+#[derive(Debug)]
+struct AurocData {
+    tasks: Vec<String>,
+    labels: Vec<Label>,
+    /// `scores[judge][row]`.
+    scores: Vec<Vec<f64>>,
+    /// Row indices per (task, label), tasks in name order, PASS then FAIL, rows by id.
+    strata: Vec<Vec<usize>>,
+    /// `groups[g]`: the rows of task `g`, the last group being all rows.
+    groups: Vec<Vec<usize>>,
+    /// `orders[judge][g]`: `groups[g]` sorted by that judge's score, lowest first.
+    orders: Vec<Vec<Vec<usize>>>,
+}
+
+impl AurocData {
+    /// `None` when no row is given.
+    fn new(rows: Vec<ScoredRow<'_>>, judges: usize) -> Option<AurocData> {
+        if rows.is_empty() {
+            return None;
+        }
+        let mut by_stratum: BTreeMap<(&str, Label), Vec<usize>> = BTreeMap::new();
+        for (index, (_, task, label, _)) in rows.iter().enumerate() {
+            by_stratum.entry((task, *label)).or_default().push(index);
+        }
+        let by_id = |a: &usize, b: &usize| {
+            let (ra, rb) = (&rows[*a], &rows[*b]);
+            ra.0.cmp(rb.0).then_with(|| {
+                ra.3.iter()
+                    .zip(&rb.3)
+                    .map(|(x, y)| x.total_cmp(y))
+                    .find(|o| o.is_ne())
+                    .unwrap_or(std::cmp::Ordering::Equal)
+            })
+        };
+        let mut tasks: Vec<String> = Vec::new();
+        let mut groups: Vec<Vec<usize>> = Vec::new();
+        let mut strata = Vec::with_capacity(by_stratum.len());
+        for ((task, _), mut stratum) in by_stratum {
+            stratum.sort_by(by_id);
+            if tasks.last().map(String::as_str) != Some(task) {
+                tasks.push(task.to_string());
+                groups.push(Vec::new());
+            }
+            if let Some(group) = groups.last_mut() {
+                group.extend_from_slice(&stratum);
+            }
+            strata.push(stratum);
+        }
+        groups.push((0..rows.len()).collect());
+        let scores: Vec<Vec<f64>> = (0..judges)
+            .map(|k| rows.iter().map(|row| row.3[k]).collect())
+            .collect();
+        let orders = scores
+            .iter()
+            .map(|score| {
+                groups
+                    .iter()
+                    .map(|group| {
+                        let mut order = group.clone();
+                        order.sort_by(|a, b| score[*a].total_cmp(&score[*b]));
+                        order
+                    })
+                    .collect()
+            })
+            .collect();
+        Some(AurocData {
+            tasks,
+            labels: rows.iter().map(|row| row.2).collect(),
+            scores,
+            strata,
+            groups,
+            orders,
+        })
+    }
+
+    /// Per group: the judges' AUROCs combined (one judge: its AUROC; two: second − first).
+    fn combine(values: &[Option<f64>]) -> Option<f64> {
+        match values {
+            [only] => *only,
+            [first, second] => first.zip(*second).map(|(first, second)| second - first),
+            _ => None,
+        }
+    }
+
+    fn bootstrap(&self, config: &BootstrapConfig) -> AurocIntervals {
+        let judges = self.scores.len();
+        let estimates: Vec<Option<f64>> = self
+            .groups
+            .iter()
+            .map(|group| {
+                let per_judge: Vec<Option<f64>> = self
+                    .scores
+                    .iter()
+                    .map(|score| {
+                        let pairs: Vec<(Label, f64)> =
+                            group.iter().map(|&r| (self.labels[r], score[r])).collect();
+                        threshold_free(&pairs, DEFAULT_ECE_BINS).and_then(|t| t.auroc)
+                    })
+                    .collect();
+                Self::combine(&per_judge)
+            })
+            .collect();
+
+        let mut rng = Xoshiro256StarStar::seed_from_u64(config.seed);
+        let mut samples = vec![Vec::with_capacity(config.resamples); self.groups.len()];
+        let mut counts = vec![0u64; self.labels.len()];
+        let mut per_judge = Vec::with_capacity(judges);
+        for _ in 0..config.resamples {
+            counts.fill(0);
+            for stratum in &self.strata {
+                let len = stratum.len() as u64;
+                for _ in 0..stratum.len() {
+                    // `below(len)` is < len, so the index is in bounds.
+                    counts[stratum[rng.below(len) as usize]] += 1;
+                }
+            }
+            for (g, group_samples) in samples.iter_mut().enumerate() {
+                if estimates[g].is_none() {
+                    continue;
+                }
+                per_judge.clear();
+                per_judge.extend((0..judges).map(|k| {
+                    weighted_auroc(&self.orders[k][g], &self.scores[k], &self.labels, &counts)
+                }));
+                // A resample lacking a class has no AUROC, and is skipped.
+                if let Some(value) = Self::combine(&per_judge) {
+                    group_samples.push(value);
+                }
+            }
+        }
+
+        let tail = (1.0 - config.level) / 2.0;
+        let mut intervals = estimates
+            .into_iter()
+            .zip(samples)
+            .zip(&self.groups)
+            .map(|((estimate, mut samples), group)| {
+                let estimate = estimate?;
+                if samples.is_empty() {
+                    return None;
+                }
+                samples.sort_unstable_by(f64::total_cmp);
+                Some(AurocInterval {
+                    estimate,
+                    lower: percentile(&samples, tail),
+                    upper: percentile(&samples, 1.0 - tail),
+                    n_scored: group.len(),
+                    resamples_used: samples.len(),
+                })
+            })
+            .collect::<Vec<_>>();
+        let all_rows = intervals.pop().flatten();
+        let tasks = self
+            .tasks
+            .iter()
+            .zip(intervals)
+            .filter_map(|(task, interval)| Some((task.clone(), interval?)))
+            .collect();
+        AurocIntervals { tasks, all_rows }
+    }
+}
+
+/// [`threshold_free`]'s AUROC (Mann–Whitney, ties counting one half) of the rows in `order`
+/// (ascending by `score`), row `r` counted `weight[r]` times: a resample without copying it.
+/// Pairs won are counted in integers, doubled so that ties stay whole, and divided once.
+/// `None` when a class has no weight.
+fn weighted_auroc(order: &[usize], score: &[f64], labels: &[Label], weight: &[u64]) -> Option<f64> {
+    let (mut pass_below, mut n_fail, mut wins_doubled) = (0u64, 0u64, 0u128);
+    let mut i = 0;
+    while i < order.len() {
+        let tied = score[order[i]];
+        let (mut fail, mut pass) = (0u64, 0u64);
+        while let Some(&r) = order.get(i).filter(|&&r| score[r] == tied) {
+            match labels[r] {
+                Label::Fail => fail += weight[r],
+                Label::Pass => pass += weight[r],
+            }
+            i += 1;
+        }
+        wins_doubled += u128::from(fail) * u128::from(2 * pass_below + pass);
+        pass_below += pass;
+        n_fail += fail;
+    }
+    let n_pass = pass_below;
+    (n_fail > 0 && n_pass > 0)
+        .then(|| wins_doubled as f64 / (2 * u128::from(n_fail) * u128::from(n_pass)) as f64)
+}
+
+/// Percentile bootstrap intervals of one judge's AUROC of `p_fail`, per task and over all
+/// rows, from the judgements whose `p_fail` is a probability. Resampling is stratified by task
+/// and label, as in [`bootstrap_accuracy`], with the same seed handling; every task and the
+/// pooled rows are scored on the same draw. `Ok(None)` when no judgement has a usable
+/// `p_fail`; an error for invalid settings.
+pub fn bootstrap_auroc<'a>(
+    judgements: impl IntoIterator<Item = &'a Judgement>,
+    config: &BootstrapConfig,
+) -> Result<Option<AurocIntervals>, ScoreError> {
+    config.validate()?;
+    let rows = judgements
+        .into_iter()
+        .filter_map(|j| {
+            let p = probability(j.p_fail)?;
+            Some((j.id.as_str(), j.task.as_str(), j.label, vec![p]))
+        })
+        .collect();
+    Ok(AurocData::new(rows, 1).map(|data| data.bootstrap(config)))
+}
+
+/// Paired bootstrap of the AUROC difference `second − first` (note: the reverse of
+/// [`paired_bootstrap`]'s order) on the examples both judges gave a usable `p_fail`: each
+/// resample draws examples (stratified by task and label) and scores both judges on that same
+/// draw. Per task and over all rows.
+///
+/// Both runs must have judged exactly the same examples, as for [`paired_bootstrap`].
+/// `Ok(None)` when either judge has no usable `p_fail`, or no example has both.
+pub fn paired_bootstrap_auroc(
+    first: &[Judgement],
+    second: &[Judgement],
+    config: &BootstrapConfig,
+) -> Result<Option<AurocIntervals>, ScoreError> {
+    config.validate()?;
+    let pairs = pair_up(first, second)?;
+    Ok(auroc_difference(&pairs, config))
+}
+
+/// [`paired_bootstrap_auroc`] on examples already paired; `config` already checked.
+pub(crate) fn auroc_difference(
+    pairs: &[Pair<'_>],
+    config: &BootstrapConfig,
+) -> Option<AurocIntervals> {
+    let rows = pairs
+        .iter()
+        .filter_map(|p| {
+            let first = probability(p.first_p_fail)?;
+            let second = probability(p.second_p_fail)?;
+            Some((p.id, p.task, p.label, vec![first, second]))
+        })
+        .collect();
+    AurocData::new(rows, 2).map(|data| data.bootstrap(config))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -422,6 +707,66 @@ mod tests {
                 Err(ScoreError::BootstrapConfig(_))
             ));
         }
+    }
+
+    #[test]
+    fn weighted_auroc_is_threshold_free_auroc_bit_for_bit() {
+        use crate::ranking::{DEFAULT_ECE_BINS, threshold_free};
+        let labels: Vec<Label> = (0..23)
+            .map(|i| if i % 3 == 0 { Label::Fail } else { Label::Pass })
+            .collect();
+        let score: Vec<f64> = (0..23).map(|i| f64::from(i * 5 % 7) / 7.0).collect();
+        let mut order: Vec<usize> = (0..23).collect();
+        order.sort_by(|a, b| score[*a].total_cmp(&score[*b]));
+        // Weights as a resample might give, including zeros and repeats.
+        for weights in [vec![1u64; 23], (0..23).map(|i| i % 4).collect()] {
+            let expanded: Vec<(Label, f64)> = (0..23)
+                .flat_map(|r| std::iter::repeat_n((labels[r], score[r]), weights[r] as usize))
+                .collect();
+            let want = threshold_free(&expanded, DEFAULT_ECE_BINS).and_then(|t| t.auroc);
+            assert!(want.is_some());
+            assert_eq!(weighted_auroc(&order, &score, &labels, &weights), want);
+        }
+        // A class without weight: no AUROC.
+        let only_pass: Vec<u64> = labels
+            .iter()
+            .map(|l| u64::from(*l == Label::Pass))
+            .collect();
+        assert_eq!(weighted_auroc(&order, &score, &labels, &only_pass), None);
+    }
+
+    #[test]
+    fn auroc_bootstrap_skips_unusable_p_fail_and_checks_settings() {
+        let mut rows = data(1);
+        assert_eq!(
+            bootstrap_auroc(&rows, &BootstrapConfig::default()),
+            Ok(None)
+        );
+        for (i, j) in rows.iter_mut().enumerate() {
+            j.p_fail = Some(if i % 5 == 0 {
+                f64::NAN
+            } else {
+                (i % 9) as f64 / 8.0
+            });
+        }
+        let a = bootstrap_auroc(&rows, &BootstrapConfig::default())
+            .expect("settings")
+            .expect("p_fail");
+        let usable = rows
+            .iter()
+            .filter(|j| j.p_fail.is_some_and(|p| !p.is_nan()))
+            .count();
+        assert_eq!(a.all_rows.map(|i| i.n_scored), Some(usable));
+        assert!(matches!(
+            bootstrap_auroc(
+                &rows,
+                &BootstrapConfig {
+                    resamples: 0,
+                    ..BootstrapConfig::default()
+                }
+            ),
+            Err(ScoreError::BootstrapConfig(_))
+        ));
     }
 
     #[test]

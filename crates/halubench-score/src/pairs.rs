@@ -17,6 +17,9 @@ pub(crate) struct Pair<'a> {
     pub(crate) label: Label,
     pub(crate) first_correct: bool,
     pub(crate) second_correct: bool,
+    /// Each judge's `p_fail`, as given (not checked to be a probability).
+    pub(crate) first_p_fail: Option<f64>,
+    pub(crate) second_p_fail: Option<f64>,
 }
 
 fn by_id<'a>(
@@ -71,6 +74,8 @@ pub(crate) fn pair_up<'a>(
             label: a.label,
             first_correct: a.is_correct(),
             second_correct: b.is_correct(),
+            first_p_fail: a.p_fail,
+            second_p_fail: b.p_fail,
         });
     }
     if let Some(id) = second.keys().next() {
