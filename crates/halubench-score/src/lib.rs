@@ -66,6 +66,16 @@ pub struct TaskScore {
     /// when nothing is scored.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ece: Option<f64>,
+    /// The best balanced accuracy any threshold on `p_fail` reaches on the scored rows, to
+    /// set beside the verdict's (the mean of PASS and FAIL accuracy). In-sample, so
+    /// optimistic: what the confidence could give, not what a threshold chosen beforehand
+    /// would. `None` unless both classes are scored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub best_balanced_accuracy: Option<f64>,
+    /// The threshold that reaches it (FAIL when `p_fail` ≥ it); absent when it is "never
+    /// FAIL" (infinite).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub best_threshold: Option<f64>,
 }
 
 fn is_zero(n: &usize) -> bool {
@@ -102,7 +112,16 @@ impl TaskScore {
             self.pr_auc = t.pr_auc;
             self.brier = Some(t.brier);
             self.ece = Some(t.ece);
+            if let Some(best) = t.best_balanced_accuracy {
+                self.best_balanced_accuracy = Some(best.balanced_accuracy);
+                self.best_threshold = Some(best.threshold).filter(|t| t.is_finite());
+            }
         }
+    }
+
+    /// The mean of PASS and FAIL accuracy at the judge's verdicts.
+    fn balanced_accuracy(&self) -> Option<f64> {
+        Some((self.pass_accuracy? + self.fail_accuracy?) / 2.0)
     }
 }
 
@@ -273,6 +292,16 @@ impl Summary {
                     &format!("ECE ({} bins)", ranking::DEFAULT_ECE_BINS),
                     &|t| score(t.ece),
                     score(macro_of(|t| t.ece)),
+                ),
+                row(
+                    "balanced acc. at the verdict (%)",
+                    &|t| pct(t.balanced_accuracy()),
+                    pct(macro_of(TaskScore::balanced_accuracy)),
+                ),
+                row(
+                    "best balanced acc. over thresholds (%)",
+                    &|t| pct(t.best_balanced_accuracy),
+                    pct(macro_of(|t| t.best_balanced_accuracy)),
                 ),
                 row(
                     "n scored",

@@ -206,8 +206,20 @@ fn the_table_gains_the_probability_rows() {
         lines[9].starts_with(&format!("ECE (10 bins),{},0.159,0.136,", ece("halueval"))),
         "{csv}"
     );
-    assert_eq!(lines[10], "n scored,100,100,100,300", "{csv}");
-    assert_eq!(lines.len(), 11, "{csv}");
+    assert!(
+        lines[10].starts_with("balanced acc. at the verdict (%),"),
+        "{csv}"
+    );
+    // scikit-learn's best balanced accuracy along roc_curve (tests/reference_ranking.py):
+    // HaluEval 0.61667 at 0.8, DROP 0.625 at 0.85, CovidQA 0.64167 at 0.65.
+    assert_eq!(
+        lines[11], "best balanced acc. over thresholds (%),61.7,62.5,64.2,62.8",
+        "{csv}"
+    );
+    assert_eq!(summary.tasks["DROP"].best_threshold, Some(0.85));
+    assert_eq!(summary.tasks["covidQA"].best_threshold, Some(0.65));
+    assert_eq!(lines[12], "n scored,100,100,100,300", "{csv}");
+    assert_eq!(lines.len(), 13, "{csv}");
     let md = summary.to_markdown("t");
     assert!(md.contains("| AUROC | 0.692 | 0.702 | 0.728 |"), "{md}");
     assert!(md.contains("| n scored | 100 | 100 | 100 | 300 |"), "{md}");
