@@ -10,15 +10,15 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use halubench_core::{ACCURACY_RULE, JudgeInfo, Judgement, RunManifest, Verdict};
 use halubench_data::{HubSettings, Registry};
 use halubench_score::Summary;
 use halubench_score::votes::strict_majority;
 
 use crate::analysis::{self, LoadedRun};
-use crate::lock::DirLock;
 use crate::report::{self, JOURNAL};
+use crate::run_cmd;
 use crate::runner::Journal;
 
 /// The reason a panel's verdict is INVALID when no verdict has a strict majority.
@@ -48,14 +48,7 @@ pub fn panel(
             );
         }
     }
-    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
-    let _lock = DirLock::acquire(out)?;
-    if out.join(JOURNAL).exists() {
-        bail!(
-            "{} already holds a run ({JOURNAL}); choose another --out or remove it",
-            out.display()
-        );
-    }
+    let _lock = run_cmd::claim_out_dir(out)?;
     let manifest = manifest(out, &runs);
     report::write_manifest(out, &manifest)?;
     let judgements = verdicts(&runs);
@@ -142,7 +135,7 @@ fn manifest(out: &Path, runs: &[LoadedRun]) -> RunManifest {
         run_id: out
             .file_name()
             .map_or("panel".to_string(), |n| n.to_string_lossy().into_owned()),
-        harness_version: env!("CARGO_PKG_VERSION").to_string(),
+        harness_version: run_cmd::HARNESS_VERSION.to_string(),
         accuracy_rule: ACCURACY_RULE.to_string(),
         started_at: now.clone(),
         finished_at: Some(now),

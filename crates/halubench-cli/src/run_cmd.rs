@@ -284,7 +284,23 @@ impl Resumed {
 }
 
 /// The version a run was made with; `--resume` refuses to mix two in one journal.
-const HARNESS_VERSION: &str = env!("CARGO_PKG_VERSION");
+pub const HARNESS_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// `--out DIR` for a new run (or panel): created if need be and locked, and refused if it
+/// already holds a run. Locked before the check, so that two processes started on one
+/// `--out` cannot both pass it.
+pub fn claim_out_dir(out: &Path) -> anyhow::Result<DirLock> {
+    std::fs::create_dir_all(out)
+        .with_context(|| format!("cannot create run directory {}", out.display()))?;
+    let lock = DirLock::acquire(out)?;
+    if out.join(JOURNAL).exists() {
+        bail!(
+            "{} already holds a run ({JOURNAL}); choose another --out or remove it",
+            out.display()
+        );
+    }
+    Ok(lock)
+}
 
 /// Tokens of calls made, and tokens of replies served from the cache.
 fn usage_paid_and_cached(judgements: &[halubench_core::Judgement]) -> (Usage, Usage) {
@@ -623,23 +639,15 @@ fn run_id(started: &chrono::DateTime<chrono::Utc>, judge: &JudgeKind, dataset: &
 /// The run directory, locked: `--out`, or a fresh `<reports-dir>/<run-id>` (suffixed when
 /// two runs start in the same second). Never one that already holds a journal.
 fn prepare_dir(args: &RunArgs, run_id: &str) -> anyhow::Result<(PathBuf, DirLock)> {
-    let create = |dir: &Path| {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("cannot create run directory {}", dir.display()))
-    };
     if let Some(out) = &args.out {
-        create(out)?;
-        // Locked before the check, so that two runs started on one --out cannot both pass it.
-        let lock = DirLock::acquire(out)?;
-        if out.join(JOURNAL).exists() {
-            bail!(
-                "{} already holds a run ({JOURNAL}); choose another --out or remove it",
-                out.display()
-            );
-        }
-        return Ok((out.clone(), lock));
+        return Ok((out.clone(), claim_out_dir(out)?));
     }
-    create(&args.reports.dir)?;
+    std::fs::create_dir_all(&args.reports.dir).with_context(|| {
+        format!(
+            "cannot create reports directory {}",
+            args.reports.dir.display()
+        )
+    })?;
     // `create_dir` fails on a directory that exists, so two runs started in the same second
     // each get their own.
     let mut dir = args.reports.dir.join(run_id);

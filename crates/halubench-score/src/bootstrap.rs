@@ -305,7 +305,7 @@ pub struct AurocIntervals {
 
 /// `p` when it is a probability: the rows [`threshold_free`] scores.
 fn probability(p: Option<f64>) -> Option<f64> {
-    p.filter(|p| (0.0..=1.0).contains(p))
+    p.filter(|p| crate::ranking::is_probability(*p))
 }
 
 /// One example with a usable `p_fail` from each judge (one or two): id, task, label, scores.

@@ -48,9 +48,32 @@ pub struct TaskScore {
     pub fail_correct: usize,
     /// Accuracy on the rows labelled FAIL; `None` when there are none.
     pub fail_accuracy: Option<f64>,
-    /// Rows whose judgement has a usable `p_fail` (finite, in `[0, 1]`), which the four
-    /// scores below are computed from; 0, and the scores absent, for judges that give no
-    /// probability. See [`ranking::ThresholdFree`] for each score's definition.
+    /// The threshold-free scores of `p_fail` on this task's rows that have one.
+    #[serde(flatten)]
+    pub confidence: ConfidenceScores,
+    /// The best balanced accuracy any threshold on `p_fail` reaches on the scored rows, to
+    /// set beside the verdict's (the mean of PASS and FAIL accuracy). In-sample, so
+    /// optimistic: what the confidence could give, not what a threshold chosen beforehand
+    /// would. `None` unless both classes are scored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub best_balanced_accuracy: Option<f64>,
+    /// The threshold that reaches it (FAIL when `p_fail` ≥ it); absent when it is "never
+    /// FAIL" (infinite).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub best_threshold: Option<f64>,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
+/// The threshold-free scores of the judge's confidence `p_fail` over some rows: empty (and
+/// absent from `summary.json`) for judges that give no probability. See
+/// [`ranking::ThresholdFree`] for each score's definition.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ConfidenceScores {
+    /// Rows whose judgement has a usable `p_fail` (finite, in `[0, 1]`), which the scores
+    /// below are computed from.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub n_scored: usize,
     /// AUROC of `p_fail`, FAIL the positive class; `None` unless both classes are scored.
@@ -66,20 +89,18 @@ pub struct TaskScore {
     /// when nothing is scored.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ece: Option<f64>,
-    /// The best balanced accuracy any threshold on `p_fail` reaches on the scored rows, to
-    /// set beside the verdict's (the mean of PASS and FAIL accuracy). In-sample, so
-    /// optimistic: what the confidence could give, not what a threshold chosen beforehand
-    /// would. `None` unless both classes are scored.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub best_balanced_accuracy: Option<f64>,
-    /// The threshold that reaches it (FAIL when `p_fail` ≥ it); absent when it is "never
-    /// FAIL" (infinite).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub best_threshold: Option<f64>,
 }
 
-fn is_zero(n: &usize) -> bool {
-    *n == 0
+impl From<&ranking::ThresholdFree> for ConfidenceScores {
+    fn from(t: &ranking::ThresholdFree) -> ConfidenceScores {
+        ConfidenceScores {
+            n_scored: t.n_scored,
+            auroc: t.auroc,
+            pr_auc: t.pr_auc,
+            brier: Some(t.brier),
+            ece: Some(t.ece),
+        }
+    }
 }
 
 impl TaskScore {
@@ -107,11 +128,7 @@ impl TaskScore {
         self.pass_accuracy = ratio(self.pass_correct, self.pass_n);
         self.fail_accuracy = ratio(self.fail_correct, self.fail_n);
         if let Some(t) = ranking::threshold_free(probabilities, ranking::DEFAULT_ECE_BINS) {
-            self.n_scored = t.n_scored;
-            self.auroc = t.auroc;
-            self.pr_auc = t.pr_auc;
-            self.brier = Some(t.brier);
-            self.ece = Some(t.ece);
+            self.confidence = ConfidenceScores::from(&t);
             if let Some(best) = t.best_balanced_accuracy {
                 self.best_balanced_accuracy = Some(best.balanced_accuracy);
                 self.best_threshold = Some(best.threshold).filter(|t| t.is_finite());
@@ -147,23 +164,10 @@ pub struct Summary {
     /// What the replies served from the response cache would have cost.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cost_avoided_usd: Option<f64>,
-    /// Rows with a usable `p_fail`, over all rows; the four scores below pool those rows
-    /// (they are not means of the tasks' scores). Absent for judges without `p_fail`; see
-    /// [`TaskScore::n_scored`].
-    #[serde(default, skip_serializing_if = "is_zero")]
-    pub n_scored: usize,
-    /// AUROC of `p_fail` over all scored rows.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub auroc: Option<f64>,
-    /// Average precision of `p_fail` for the FAIL class over all scored rows.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pr_auc: Option<f64>,
-    /// Brier score of `p_fail` over all scored rows.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub brier: Option<f64>,
-    /// Expected calibration error of `p_fail` over all scored rows.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ece: Option<f64>,
+    /// The threshold-free scores of `p_fail` pooled over all rows that have one (not means
+    /// of the tasks' scores).
+    #[serde(flatten)]
+    pub confidence: ConfidenceScores,
     /// Keyed by the dataset's `source_ds` spelling.
     pub tasks: BTreeMap<String, TaskScore>,
 }
@@ -217,11 +221,7 @@ impl Summary {
             tokens,
             cost_usd: None,
             cost_avoided_usd: None,
-            n_scored: all.n_scored,
-            auroc: all.auroc,
-            pr_auc: all.pr_auc,
-            brier: all.brier,
-            ece: all.ece,
+            confidence: all.confidence,
             tasks,
         }
     }
@@ -278,20 +278,28 @@ impl Summary {
             ),
             row("n", &|t| t.n.to_string(), self.n.to_string()),
         ];
-        if self.n_scored > 0 {
+        if self.confidence.n_scored > 0 {
             let score = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.3}"));
             rows.extend([
-                row("AUROC", &|t| score(t.auroc), score(macro_of(|t| t.auroc))),
+                row(
+                    "AUROC",
+                    &|t| score(t.confidence.auroc),
+                    score(macro_of(|t| t.confidence.auroc)),
+                ),
                 row(
                     "AP (FAIL)",
-                    &|t| score(t.pr_auc),
-                    score(macro_of(|t| t.pr_auc)),
+                    &|t| score(t.confidence.pr_auc),
+                    score(macro_of(|t| t.confidence.pr_auc)),
                 ),
-                row("Brier", &|t| score(t.brier), score(macro_of(|t| t.brier))),
+                row(
+                    "Brier",
+                    &|t| score(t.confidence.brier),
+                    score(macro_of(|t| t.confidence.brier)),
+                ),
                 row(
                     &format!("ECE ({} bins)", ranking::DEFAULT_ECE_BINS),
-                    &|t| score(t.ece),
-                    score(macro_of(|t| t.ece)),
+                    &|t| score(t.confidence.ece),
+                    score(macro_of(|t| t.confidence.ece)),
                 ),
                 row(
                     "balanced acc. at the verdict (%)",
@@ -305,8 +313,8 @@ impl Summary {
                 ),
                 row(
                     "n scored",
-                    &|t| t.n_scored.to_string(),
-                    self.n_scored.to_string(),
+                    &|t| t.confidence.n_scored.to_string(),
+                    self.confidence.n_scored.to_string(),
                 ),
             ]);
         }

@@ -159,7 +159,7 @@ pub fn reliability_bins(pairs: &[(Label, f64)], bins: usize) -> Vec<ReliabilityB
 fn scored(pairs: &[(Label, f64)]) -> Vec<(bool, f64)> {
     let mut scored: Vec<(bool, f64)> = pairs
         .iter()
-        .filter(|(_, p)| (0.0..=1.0).contains(p))
+        .filter(|(_, p)| is_probability(*p))
         .map(|&(label, p)| (label == Label::Fail, p))
         .collect();
     // Ascending; `total_cmp` puts -0.0 before 0.0, but `groups` joins them as equal. Ties
@@ -175,6 +175,12 @@ struct Group {
     score: f64,
     fail: usize,
     pass: usize,
+}
+
+/// Whether `p` is scored at all: finite and in `[0, 1]` (NaN fails the range test). Clamping
+/// anything else would invent a probability.
+pub(crate) fn is_probability(p: f64) -> bool {
+    (0.0..=1.0).contains(&p)
 }
 
 /// Tied scores of pairs sorted by score, lowest first.

@@ -254,8 +254,19 @@ fn respond(
     headers: &[(&str, &str)],
     body: &str,
 ) -> std::io::Result<()> {
+    respond_with(w, status, "application/json", headers, body)
+}
+
+/// One HTTP/1.1 response: `status` is the status line's tail (`200 OK`).
+pub fn respond_with(
+    w: &mut TcpStream,
+    status: &str,
+    content_type: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> std::io::Result<()> {
     let mut head = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
+        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n",
         body.len()
     );
     for (name, value) in headers {

@@ -267,7 +267,6 @@ fn stream_huge(w: &mut TcpStream, echo: &str) {
     let _ = w.flush();
 }
 
-/// One write per response, so that Nagle's algorithm never holds back the body.
 fn respond(
     w: &mut TcpStream,
     status: u16,
@@ -275,16 +274,7 @@ fn respond(
     content_type: &str,
     body: &str,
 ) -> std::io::Result<()> {
-    let mut head = format!(
-        "HTTP/1.1 {status} Hostile\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (name, value) in headers {
-        head += &format!("{name}: {value}\r\n");
-    }
-    head += "\r\n";
-    w.write_all((head + body).as_bytes())?;
-    w.flush()
+    crate::fake_openai::respond_with(w, &format!("{status} Hostile"), content_type, headers, body)
 }
 
 /// `user:password` as a Basic Authorization header carries it: a leak in another spelling.

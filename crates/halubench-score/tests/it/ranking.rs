@@ -154,23 +154,35 @@ fn reference_judgements() -> Vec<Judgement> {
 #[test]
 fn summary_scores_each_task_and_pools_all_rows() {
     let summary = Summary::from_judgements(&reference_judgements());
-    assert_eq!((summary.n, summary.n_scored), (330, 300));
+    assert_eq!((summary.n, summary.confidence.n_scored), (330, 300));
     for (task, want) in [
         ("DROP", &DROP),
         ("covidQA", &COVIDQA),
         ("halueval", &HALUEVAL),
     ] {
         let score = &summary.tasks[task];
-        assert_eq!((score.n, score.n_scored), (110, want.n), "{task}");
-        assert_close(&format!("{task} AUROC"), score.auroc, want.auroc);
-        assert_close(&format!("{task} AP"), score.pr_auc, want.average_precision);
-        assert_close(&format!("{task} Brier"), score.brier, want.brier);
-        assert_close(&format!("{task} ECE"), score.ece, want.ece);
+        assert_eq!(
+            (score.n, score.confidence.n_scored),
+            (110, want.n),
+            "{task}"
+        );
+        assert_close(&format!("{task} AUROC"), score.confidence.auroc, want.auroc);
+        assert_close(
+            &format!("{task} AP"),
+            score.confidence.pr_auc,
+            want.average_precision,
+        );
+        assert_close(&format!("{task} Brier"), score.confidence.brier, want.brier);
+        assert_close(&format!("{task} ECE"), score.confidence.ece, want.ece);
     }
-    assert_close("all rows AUROC", summary.auroc, ALL_ROWS.auroc);
-    assert_close("all rows AP", summary.pr_auc, ALL_ROWS.average_precision);
-    assert_close("all rows Brier", summary.brier, ALL_ROWS.brier);
-    assert_close("all rows ECE", summary.ece, ALL_ROWS.ece);
+    assert_close("all rows AUROC", summary.confidence.auroc, ALL_ROWS.auroc);
+    assert_close(
+        "all rows AP",
+        summary.confidence.pr_auc,
+        ALL_ROWS.average_precision,
+    );
+    assert_close("all rows Brier", summary.confidence.brier, ALL_ROWS.brier);
+    assert_close("all rows ECE", summary.confidence.ece, ALL_ROWS.ece);
 
     let json: serde_json::Value = serde_json::from_str(&summary.to_json()).expect("json");
     for key in ["auroc", "pr_auc", "brier", "ece", "n_scored"] {
@@ -201,7 +213,12 @@ fn the_table_gains_the_probability_rows() {
     );
     assert!(lines[8].starts_with("Brier,0.228,0.224,0.211,"), "{csv}");
     // HaluEval's ECE is 0.1535 give or take rounding error, so its cell may read either way.
-    let ece = |task: &str| format!("{:.3}", summary.tasks[task].ece.unwrap_or(f64::NAN));
+    let ece = |task: &str| {
+        format!(
+            "{:.3}",
+            summary.tasks[task].confidence.ece.unwrap_or(f64::NAN)
+        )
+    };
     assert!(
         lines[9].starts_with(&format!("ECE (10 bins),{},0.159,0.136,", ece("halueval"))),
         "{csv}"
@@ -235,7 +252,7 @@ fn judges_without_probabilities_keep_the_old_files() {
         })
         .collect();
     let summary = Summary::from_judgements(&plain);
-    assert_eq!(summary.n_scored, 0);
+    assert_eq!(summary.confidence.n_scored, 0);
     let json = summary.to_json();
     for key in ["auroc", "pr_auc", "brier", "ece", "n_scored"] {
         assert!(!json.contains(key), "{key} in {json}");
