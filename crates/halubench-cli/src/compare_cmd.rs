@@ -9,17 +9,18 @@ use halubench_data::{HubSettings, Registry};
 use halubench_score::compare::Entrant;
 use halubench_score::gate::{GateRule, gate as judge_gate};
 
-use crate::analysis::{self, ReportOptions};
 use crate::history;
+use crate::loaded_runs;
+use crate::report_page::{self, ReportOptions};
 use crate::{CompareArgs, ExportArgs, GateArgs};
 
 pub fn compare(registry: &Registry, hub: &HubSettings, args: &CompareArgs) -> anyhow::Result<()> {
-    let runs = analysis::load_runs(&args.runs)?;
-    let warnings = analysis::check_comparable(&runs)?;
+    let runs = loaded_runs::load_runs(&args.runs)?;
+    let warnings = loaded_runs::check_comparable(&runs)?;
     for warning in &warnings {
         eprintln!("warning: {warning}");
     }
-    let texts = match analysis::example_texts(registry, hub, &runs[0].manifest) {
+    let texts = match loaded_runs::example_texts(registry, hub, &runs[0].manifest) {
         Ok(texts) => Some(texts),
         Err(warning) => {
             eprintln!("warning: {warning}");
@@ -36,7 +37,7 @@ pub fn compare(registry: &Registry, hub: &HubSettings, args: &CompareArgs) -> an
         args.reports.dir.join(format!("compare-{stamp}"))
     });
     let names: Vec<&str> = runs.iter().map(|r| r.name.as_str()).collect();
-    let markdown = analysis::write_comparison(
+    let markdown = report_page::write_comparison(
         &out,
         &format!(
             "{} on {}",
@@ -71,8 +72,8 @@ pub fn read_history(path: &Path, named: bool) -> anyhow::Result<Option<Vec<histo
 }
 
 pub fn gate(args: &GateArgs) -> anyhow::Result<ExitCode> {
-    let runs = analysis::load_runs(&[args.baseline.clone(), args.candidate.clone()])?;
-    let warnings = analysis::check_comparable(&runs)?;
+    let runs = loaded_runs::load_runs(&[args.baseline.clone(), args.candidate.clone()])?;
+    let warnings = loaded_runs::check_comparable(&runs)?;
     // A call that got no reply is recorded as INVALID, which is right for accuracy but
     // would make an outage look like a regression.
     for run in &runs {
@@ -121,8 +122,8 @@ pub fn gate(args: &GateArgs) -> anyhow::Result<ExitCode> {
 /// document: `doc_id`, `doc`, `target`, `arguments`, `resps`, `filtered_resps` and a field per
 /// metric. The same shape here, so its readers (and Zeno-style viewers) open our runs.
 pub fn export(registry: &Registry, hub: &HubSettings, args: &ExportArgs) -> anyhow::Result<()> {
-    let run = analysis::load_run(&args.run)?;
-    let texts = analysis::example_texts(registry, hub, &run.manifest)
+    let run = loaded_runs::load_run(&args.run)?;
+    let texts = loaded_runs::example_texts(registry, hub, &run.manifest)
         .map_err(|warning| eprintln!("warning: {warning}"))
         .ok();
     let out = args.out.clone().unwrap_or_else(|| args.run.join("lm-eval"));
@@ -168,7 +169,7 @@ pub fn export(registry: &Registry, hub: &HubSettings, args: &ExportArgs) -> anyh
             path = out.join(format!("samples_{}_{n}.jsonl", safe_file_name(task)));
             n += 1;
         }
-        crate::report::write_atomically(&path, &text)?;
+        crate::run_files::write_atomically(&path, &text)?;
         written.push(path);
     }
     for path in &written {

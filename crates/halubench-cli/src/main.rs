@@ -3,18 +3,19 @@
 //! The binary owns everything that touches the user: flags, settings, the progress bar, the
 //! run directory and its journal. Datasets, judges and scoring live in library crates.
 
-mod analysis;
 mod cache;
 mod compare_cmd;
 mod datasets_cmd;
 mod history;
+mod loaded_runs;
 mod lock;
 #[cfg(feature = "local")]
 mod model_files;
 mod panel_cmd;
 mod prices;
-mod report;
+mod report_page;
 mod run_cmd;
+mod run_files;
 mod runner;
 mod settings;
 mod suite_cmd;

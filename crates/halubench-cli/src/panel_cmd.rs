@@ -16,9 +16,10 @@ use halubench_data::{HubSettings, Registry};
 use halubench_score::Summary;
 use halubench_score::votes::strict_majority;
 
-use crate::analysis::{self, LoadedRun};
-use crate::report::{self, JOURNAL};
+use crate::loaded_runs::{self, LoadedRun};
+use crate::report_page;
 use crate::run_cmd;
+use crate::run_files::{self, JOURNAL};
 use crate::runner::Journal;
 
 /// The reason a panel's verdict is INVALID when no verdict has a strict majority.
@@ -33,8 +34,8 @@ pub fn panel(
     if members.len() < 2 {
         bail!("a panel needs at least two runs");
     }
-    let runs = analysis::load_runs(members)?;
-    for warning in analysis::check_comparable(&runs)? {
+    let runs = loaded_runs::load_runs(members)?;
+    for warning in loaded_runs::check_comparable(&runs)? {
         eprintln!("warning: {warning}");
     }
     for run in &runs {
@@ -50,15 +51,15 @@ pub fn panel(
     }
     let _lock = run_cmd::claim_out_dir(out)?;
     let manifest = manifest(out, &runs);
-    report::write_manifest(out, &manifest)?;
+    run_files::write_manifest(out, &manifest)?;
     let judgements = verdicts(&runs);
     let mut journal = Journal::create(&out.join(JOURNAL))?;
     for judgement in &judgements {
         journal.append(judgement)?;
     }
     let summary = Summary::from_judgements(&judgements);
-    println!("{}", report::write_summaries(out, &manifest, &summary)?);
-    analysis::report_run(registry, hub, out, None);
+    println!("{}", run_files::write_summaries(out, &manifest, &summary)?);
+    report_page::report_run(registry, hub, out, None);
     println!("report: {}", out.display());
     Ok(())
 }

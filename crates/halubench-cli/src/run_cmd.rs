@@ -12,14 +12,14 @@ use halubench_judge::{BaselineJudge, Judge, PromptTemplate};
 use halubench_openai::{ApiKey, OpenAiJudge, OpenAiSettings};
 use halubench_score::Summary;
 
-use crate::analysis;
 use crate::cache::ResponseCache;
 use crate::history::{self, HistoryLine};
 use crate::lock::DirLock;
 use crate::prices;
-use crate::report::{self, JOURNAL};
+use crate::run_files::{self, JOURNAL};
 use crate::runner::{self, EngineOptions, Journal, RunStats, human_duration};
 use crate::{JudgeKind, RunArgs, settings};
+use crate::{loaded_runs, report_page};
 
 /// How a run ended, for the exit status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -129,7 +129,7 @@ pub fn run(registry: &Registry, hub: &HubSettings, args: &RunArgs) -> anyhow::Re
                 judge: judge.info(),
             };
             // Written before judging so that an interrupted run can still be re-scored.
-            report::write_manifest(&dir, &manifest)?;
+            run_files::write_manifest(&dir, &manifest)?;
             let journal = Journal::create(&dir.join(JOURNAL))?;
             (dir, lock, manifest, journal)
         }
@@ -176,7 +176,7 @@ pub fn run(registry: &Registry, hub: &HubSettings, args: &RunArgs) -> anyhow::Re
     })?;
 
     manifest.finished_at = Some(now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
-    report::write_manifest(&dir, &manifest)?;
+    run_files::write_manifest(&dir, &manifest)?;
     let (all, _) = runner::read_journal(&dir.join(JOURNAL))?;
     let latest = runner::latest_per_id(all);
     let mut summary = Summary::from_judgements(&latest);
@@ -185,7 +185,7 @@ pub fn run(registry: &Registry, hub: &HubSettings, args: &RunArgs) -> anyhow::Re
         summary.cost_usd = Some(price.cost(paid));
         summary.cost_avoided_usd = Some(price.cost(cached)).filter(|c| *c > 0.0);
     }
-    let markdown = report::write_summaries(&dir, &manifest, &summary)?;
+    let markdown = run_files::write_summaries(&dir, &manifest, &summary)?;
     // Examples without a reply: failed calls, and those never started.
     let unanswered = latest.iter().filter(|j| j.error.is_some()).count()
         + manifest.selection.examples.saturating_sub(latest.len());
@@ -201,13 +201,13 @@ pub fn run(registry: &Registry, hub: &HubSettings, args: &RunArgs) -> anyhow::Re
     // the trend does not read an outage as a regression. The results are safe in the
     // journal already, so a history that cannot be written is a warning.
     if let Some(path) = &history_path {
-        let judge = analysis::judge_name(&manifest);
+        let judge = loaded_runs::judge_name(&manifest);
         let line = HistoryLine::new(&manifest, judge, &summary, unanswered);
         if let Err(e) = history::append(path, &line) {
             eprintln!("warning: the run is not in the history: {e:#}");
         }
     }
-    analysis::report_run(registry, hub, &dir, history_path.as_deref());
+    report_page::report_run(registry, hub, &dir, history_path.as_deref());
     println!("{markdown}");
     println!("report: {}", dir.display());
     print_stats(&stats, &dir);
@@ -263,7 +263,7 @@ impl Resumed {
     ) -> anyhow::Result<Resumed> {
         let lock =
             DirLock::acquire(dir).with_context(|| format!("cannot resume {}", dir.display()))?;
-        let manifest = report::read_manifest(dir)?;
+        let manifest = run_files::read_manifest(dir)?;
         check_same_run(&manifest, dataset, selection, judge)?;
         let (journal, warning) = runner::read_journal_or_empty(&dir.join(JOURNAL))?;
         if let Some(warning) = warning {
@@ -452,7 +452,7 @@ pub fn rescore(
 ) -> anyhow::Result<()> {
     // Rewriting the summaries of a run that is still being judged would race its writer.
     let _lock = DirLock::acquire(dir)?;
-    let manifest = report::read_manifest(dir)?;
+    let manifest = run_files::read_manifest(dir)?;
     let (mut judgements, warning) = runner::read_journal(&dir.join(JOURNAL))?;
     if let Some(warning) = warning {
         eprintln!("warning: {warning}");
@@ -469,9 +469,9 @@ pub fn rescore(
     }
     let judgements = runner::latest_per_id(judgements);
     let summary = Summary::from_judgements(&judgements);
-    println!("{}", report::write_summaries(dir, &manifest, &summary)?);
+    println!("{}", run_files::write_summaries(dir, &manifest, &summary)?);
     let history = dir.parent().map(|p| p.join(history::HISTORY));
-    analysis::report_run(registry, hub, dir, history.as_deref());
+    report_page::report_run(registry, hub, dir, history.as_deref());
     println!("report: {}", dir.display());
     Ok(())
 }
@@ -520,7 +520,7 @@ fn reparse_journal(
             text.push_str(&serde_json::to_string(judgement)?);
             text.push('\n');
         }
-        report::write_atomically(&journal, &text)?;
+        run_files::write_atomically(&journal, &text)?;
     }
     Ok(())
 }

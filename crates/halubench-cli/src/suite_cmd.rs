@@ -28,10 +28,11 @@ use anyhow::{Context, bail};
 use clap::Parser;
 use halubench_data::{HubSettings, Registry};
 
-use crate::analysis::{self, ReportOptions};
+use crate::loaded_runs;
 use crate::lock::DirLock;
-use crate::report::{JOURNAL, MANIFEST};
+use crate::report_page::{self, ReportOptions};
 use crate::run_cmd::RunEnd;
+use crate::run_files::{JOURNAL, MANIFEST};
 use crate::{RunArgs, run_cmd};
 
 /// `halubench run`'s flags, parsed from a suite entry.
@@ -95,16 +96,16 @@ pub fn run(
         }
     }
     if finished.len() > 1 || (finished.len() == 1 && failed.is_empty()) {
-        let runs = analysis::load_runs(&finished)?;
-        let warnings = analysis::check_comparable(&runs)?;
+        let runs = loaded_runs::load_runs(&finished)?;
+        let warnings = loaded_runs::check_comparable(&runs)?;
         for warning in &warnings {
             eprintln!("warning: {warning}");
         }
-        let texts = analysis::example_texts(registry, hub, &runs[0].manifest)
+        let texts = loaded_runs::example_texts(registry, hub, &runs[0].manifest)
             .map_err(|warning| eprintln!("warning: {warning}"))
             .ok();
         let comparison_dir = out.join("comparison");
-        let markdown = analysis::write_comparison(
+        let markdown = report_page::write_comparison(
             &comparison_dir,
             &format!(
                 "suite {} on {}",

@@ -1,11 +1,12 @@
 //! Plain data shared by every halubench crate: examples, labels, verdicts, judgements and the
-//! run manifest.
+//! run manifest, and the table model every report renders.
 //!
 //! This crate does no IO and knows nothing about files, HTTP or models: it only defines the
 //! vocabulary the other crates speak, so that each of them can depend on it without pulling
 //! in anything heavy.
 
 mod safe_url;
+mod table;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -13,6 +14,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 pub use safe_url::{SafeUrl, UrlError};
+pub use table::{Table, markdown_cell};
 
 /// The ground-truth label of an example: is the answer faithful to the passage?
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

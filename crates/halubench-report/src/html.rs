@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
+use halubench_core::Table;
 
 /// A whole report page.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -31,7 +32,7 @@ pub struct Section {
 pub enum Block {
     /// Plain text; line breaks are kept.
     Paragraph(String),
-    /// A table of finished strings.
+    /// A table of finished strings, every cell escaped.
     Table(Table),
     /// An SVG chart (e.g. [`crate::Chart::svg`]), embedded as a `data:` image, which cannot run
     /// scripts whatever the SVG contains.
@@ -43,15 +44,6 @@ pub enum Block {
     },
     /// Example cards, each a collapsed `<details>`.
     Examples(Vec<ExampleCard>),
-}
-
-/// A table; rows may be shorter or longer than the header.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Table {
-    /// Column headings.
-    pub header: Vec<String>,
-    /// Cell texts, row by row.
-    pub rows: Vec<Vec<String>>,
 }
 
 /// One dataset example with every judge's reply.

@@ -8,7 +8,8 @@
 //!   machine, including one with no system fonts.
 //! - [`html_page`] turns a [`Page`] into one HTML file: inline CSS, charts as `data:` images, no
 //!   JavaScript and no external resources (a Content-Security-Policy meta tag says so to the
-//!   browser). Every piece of data is escaped by [`escape`].
+//!   browser). Every piece of data is escaped by [`escape`]. Tables are halubench-core's
+//!   [`Table`], the model the markdown and CSV reports render too.
 //!
 //! What this crate deliberately does not do: write files (callers get strings and bytes and
 //! decide where they go), compute statistics (accuracy, intervals and counts arrive finished),
@@ -28,6 +29,7 @@ pub use bars::{GroupedBars, Series, Whisker, accuracy_bars};
 pub use chart::Chart;
 pub use curves::{CurveSeries, Curves, unit_curves};
 pub use error::ReportError;
+pub use halubench_core::Table;
 pub use heatmap::{Heatmap, confusion_heatmap};
-pub use html::{Block, ExampleCard, Page, Reply, Section, Table, escape, html_page};
+pub use html::{Block, ExampleCard, Page, Reply, Section, escape, html_page};
 pub use trend::{Trend, TrendSeries, trend_lines};

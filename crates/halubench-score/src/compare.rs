@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use halubench_core::{Judgement, task_heading, task_order};
+use halubench_core::{Judgement, Table, task_heading, task_order};
 use serde::Serialize;
 
 use crate::ScoreError;
@@ -137,55 +137,6 @@ impl PairedComparison {
     }
 }
 
-/// A table as cells, rendered as markdown here and as HTML by the report.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Table {
-    pub header: Vec<String>,
-    pub rows: Vec<Vec<String>>,
-}
-
-impl Table {
-    /// The first column left-aligned, the others right. Every cell is data, shown as
-    /// written: see [`markdown_cell`].
-    pub fn to_markdown(&self) -> String {
-        let line = |cells: &[String]| {
-            let cells: Vec<String> = cells.iter().map(|c| markdown_cell(c)).collect();
-            format!("| {} |\n", cells.join(" | "))
-        };
-        let mut out = line(&self.header);
-        let align: Vec<&str> = (0..self.header.len())
-            .map(|i| if i == 0 { "---" } else { "---:" })
-            .collect();
-        out.push_str(&format!("|{}|\n", align.join("|")));
-        for row in &self.rows {
-            out.push_str(&line(row));
-        }
-        out
-    }
-
-    /// The header then the rows as CSV (RFC 4180 quoting where a cell needs it, `\n` line
-    /// ends): a cell with a comma, a quote or a line break stays one cell.
-    pub fn to_csv(&self) -> String {
-        let mut writer = csv::WriterBuilder::new()
-            .flexible(true)
-            .from_writer(Vec::new());
-        let written = std::iter::once(&self.header)
-            .chain(&self.rows)
-            .try_for_each(|record| writer.write_record(record));
-        // Strings into memory: writing cannot fail, and what comes out is UTF-8.
-        let bytes = match (written, writer.into_inner()) {
-            (Ok(()), Ok(bytes)) => bytes,
-            _ => Vec::new(),
-        };
-        String::from_utf8(bytes)
-            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
-    }
-}
-
-/// One cell's text as markdown that shows it as written and keeps the table row intact:
-/// `|` cannot end the cell, `` ` ``, `<` and `&` start no code span, HTML or entity, `\`
-/// escapes nothing after it, and a line break (`\n`, `\r\n` or `\r`) is a `<br>` rather than
-/// the end of the row. Text without those characters is unchanged.
 /// Rows of AUROC cells: a label column, one per task, then all rows.
 fn auroc_table(
     corner: &str,
@@ -206,26 +157,6 @@ fn auroc_table(
         })
         .collect();
     Table { header, rows }
-}
-
-pub fn markdown_cell(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '\\' | '|' | '`' | '<' | '&' => {
-                out.push('\\');
-                out.push(c);
-            }
-            '\r' => {
-                chars.next_if_eq(&'\n');
-                out.push_str("<br>");
-            }
-            '\n' => out.push_str("<br>"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -633,39 +564,5 @@ mod tests {
         assert_eq!(json.matches("\"auroc\"").count(), 1, "{json}");
         assert!(json.contains("\"all_rows\""));
         assert!(!json.contains("auroc_difference"));
-    }
-
-    #[test]
-    fn markdown_tables_align_numbers_and_escape_pipes() {
-        let table = Table {
-            header: vec!["judge".into(), "acc".into()],
-            rows: vec![vec!["a|b".into(), "81.0".into()]],
-        };
-        assert_eq!(
-            table.to_markdown(),
-            "| judge | acc |\n|---|---:|\n| a\\|b | 81.0 |\n"
-        );
-    }
-
-    #[test]
-    fn markdown_cells_are_data_on_one_line() {
-        assert_eq!(
-            markdown_cell("HaluEval [1.0, 2.0] -"),
-            "HaluEval [1.0, 2.0] -"
-        );
-        assert_eq!(
-            markdown_cell("a|b\\`c`<b>&amp;"),
-            "a\\|b\\\\\\`c\\`\\<b>\\&amp;"
-        );
-        assert_eq!(markdown_cell("1\n2\r\n3\r4"), "1<br>2<br>3<br>4");
-    }
-
-    #[test]
-    fn csv_quotes_only_the_cells_that_need_it() {
-        let table = Table {
-            header: vec!["judge".into(), "a,\"b\"\nc".into()],
-            rows: vec![vec!["x".into(), "81.0".into()]],
-        };
-        assert_eq!(table.to_csv(), "judge,\"a,\"\"b\"\"\nc\"\nx,81.0\n");
     }
 }

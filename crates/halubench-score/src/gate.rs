@@ -8,7 +8,7 @@
 
 use std::fmt::Write as _;
 
-use halubench_core::task_heading;
+use halubench_core::{Table, markdown_cell, task_heading};
 use serde::Serialize;
 
 use crate::ScoreError;
@@ -76,6 +76,44 @@ impl GateOutcome {
         !self.overall_regressed && self.tasks.iter().all(|t| !t.regressed)
     }
 
+    /// Per task and Overall: both accuracies, the difference with its interval, Holm's p and
+    /// whether it regressed.
+    pub fn table(&self) -> Table {
+        let mut table = Table::new([
+            "task",
+            "baseline (%)",
+            "candidate (%)",
+            "difference (pp)",
+            "interval",
+            "Holm p",
+            "",
+        ]);
+        let interval = |i: &Interval| format!("[{}, {}]", pp(i.lower), pp(i.upper));
+        let mark = |regressed: bool| if regressed { "REGRESSED" } else { "" }.to_string();
+        for t in &self.tasks {
+            table.push([
+                task_heading(&t.task).to_string(),
+                pct(t.baseline),
+                pct(t.candidate),
+                pp(t.difference.estimate),
+                interval(&t.difference),
+                p_value(t.p_holm),
+                mark(t.regressed),
+            ]);
+        }
+        let o = &self.overall_difference;
+        table.push([
+            "Overall".to_string(),
+            pct(self.overall_baseline),
+            pct(self.overall_candidate),
+            pp(o.estimate),
+            interval(o),
+            String::new(),
+            mark(self.overall_regressed),
+        ]);
+        table
+    }
+
     /// A short report for a CI job's log or step summary: the verdict first, then the table.
     pub fn to_markdown(&self) -> String {
         let mut out = String::new();
@@ -103,47 +141,19 @@ impl GateOutcome {
                 self.rule.max_drop_pp
             );
         } else {
-            let _ = writeln!(out, "## REGRESSION: {}\n", regressed.join(", "));
-        }
-        let _ = writeln!(
-            out,
-            "Candidate `{}` against baseline `{}`.\n",
-            self.candidate, self.baseline
-        );
-        let _ = writeln!(
-            out,
-            "| task | baseline (%) | candidate (%) | difference (pp) | interval | Holm p | |"
-        );
-        let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---|");
-        for t in &self.tasks {
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {} | [{}, {}] | {} | {} |",
-                task_heading(&t.task),
-                pct(t.baseline),
-                pct(t.candidate),
-                pp(t.difference.estimate),
-                pp(t.difference.lower),
-                pp(t.difference.upper),
-                p_value(t.p_holm),
-                if t.regressed { "REGRESSED" } else { "" }
+                "## REGRESSION: {}\n",
+                markdown_cell(&regressed.join(", "))
             );
         }
-        let o = &self.overall_difference;
         let _ = writeln!(
             out,
-            "| Overall | {} | {} | {} | [{}, {}] | | {} |",
-            pct(self.overall_baseline),
-            pct(self.overall_candidate),
-            pp(o.estimate),
-            pp(o.lower),
-            pp(o.upper),
-            if self.overall_regressed {
-                "REGRESSED"
-            } else {
-                ""
-            }
+            "Candidate {} against baseline {}.\n",
+            markdown_cell(&self.candidate),
+            markdown_cell(&self.baseline)
         );
+        out.push_str(&self.table().to_markdown());
         let _ = writeln!(
             out,
             "\nA task regresses when it falls by more than {} pp and McNemar's exact test, \

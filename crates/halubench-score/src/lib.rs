@@ -29,7 +29,7 @@ pub use error::ScoreError;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use halubench_core::{Judgement, Label, Usage, Verdict, task_heading, task_order};
+use halubench_core::{Judgement, Table, Usage, Verdict, markdown_cell, task_heading, task_order};
 use serde::{Deserialize, Serialize};
 
 /// Counts and accuracies for one task (or for all rows).
@@ -91,48 +91,40 @@ pub struct ConfidenceScores {
     pub ece: Option<f64>,
 }
 
-impl From<&ranking::ThresholdFree> for ConfidenceScores {
-    fn from(t: &ranking::ThresholdFree) -> ConfidenceScores {
-        ConfidenceScores {
-            n_scored: t.n_scored,
-            auroc: t.auroc,
-            pr_auc: t.pr_auc,
-            brier: Some(t.brier),
-            ece: Some(t.ece),
-        }
+impl ConfidenceScores {
+    fn of(m: &metrics::Metrics) -> ConfidenceScores {
+        m.threshold_free
+            .as_ref()
+            .map_or_else(ConfidenceScores::default, |t| ConfidenceScores {
+                n_scored: t.n_scored,
+                auroc: t.auroc,
+                pr_auc: t.pr_auc,
+                brier: Some(t.brier),
+                ece: Some(t.ece),
+            })
     }
 }
 
 impl TaskScore {
-    fn add(&mut self, judgement: &Judgement) {
-        let correct = judgement.is_correct() as usize;
-        self.n += 1;
-        self.correct += correct;
-        self.invalid += (judgement.verdict == Verdict::Invalid) as usize;
-        match judgement.label {
-            Label::Pass => {
-                self.pass_n += 1;
-                self.pass_correct += correct;
-            }
-            Label::Fail => {
-                self.fail_n += 1;
-                self.fail_correct += correct;
-            }
-        }
-    }
-
-    /// `probabilities`: the `(label, p_fail)` of the rows added that have one.
-    fn finish(&mut self, probabilities: &[(Label, f64)]) {
-        let ratio = |num: usize, den: usize| (den > 0).then(|| num as f64 / den as f64);
-        self.accuracy = ratio(self.correct, self.n).unwrap_or(0.0);
-        self.pass_accuracy = ratio(self.pass_correct, self.pass_n);
-        self.fail_accuracy = ratio(self.fail_correct, self.fail_n);
-        if let Some(t) = ranking::threshold_free(probabilities, ranking::DEFAULT_ECE_BINS) {
-            self.confidence = ConfidenceScores::from(&t);
-            if let Some(best) = t.best_balanced_accuracy {
-                self.best_balanced_accuracy = Some(best.balanced_accuracy);
-                self.best_threshold = Some(best.threshold).filter(|t| t.is_finite());
-            }
+    fn from_metrics(m: &metrics::Metrics) -> TaskScore {
+        let best = m
+            .threshold_free
+            .as_ref()
+            .and_then(|t| t.best_balanced_accuracy);
+        TaskScore {
+            n: m.n,
+            correct: m.correct,
+            invalid: m.invalid,
+            accuracy: m.accuracy,
+            pass_n: m.confusion.pass.total(),
+            pass_correct: m.confusion.pass.pass,
+            pass_accuracy: m.pass_accuracy,
+            fail_n: m.confusion.fail.total(),
+            fail_correct: m.confusion.fail.fail,
+            fail_accuracy: m.fail_accuracy,
+            confidence: ConfidenceScores::of(m),
+            best_balanced_accuracy: best.map(|b| b.balanced_accuracy),
+            best_threshold: best.map(|b| b.threshold).filter(|t| t.is_finite()),
         }
     }
 
@@ -173,14 +165,15 @@ pub struct Summary {
 }
 
 impl Summary {
+    /// The accuracy and confidence scores are [`metrics::metrics`]'s, reshaped; only the
+    /// token totals and the reasons for INVALID are counted here.
     pub fn from_judgements<'a>(judgements: impl IntoIterator<Item = &'a Judgement>) -> Summary {
-        let mut tasks: BTreeMap<String, TaskScore> = BTreeMap::new();
-        let mut all = TaskScore::default();
+        let judgements: Vec<&Judgement> = judgements.into_iter().collect();
+        let report = metrics::metrics(judgements.iter().copied());
         let mut tokens = Usage::default();
         let mut invalid_reasons = BTreeMap::new();
-        let mut task_probabilities: BTreeMap<String, Vec<(Label, f64)>> = BTreeMap::new();
-        let mut all_probabilities = Vec::new();
-        for judgement in judgements {
+        for judgement in &judgements {
+            tokens += judgement.usage.unwrap_or_default();
             if judgement.verdict == Verdict::Invalid {
                 let reason = match (&judgement.invalid_reason, &judgement.error) {
                     (Some(reason), _) => reason.as_str(),
@@ -189,40 +182,22 @@ impl Summary {
                 };
                 *invalid_reasons.entry(reason.to_string()).or_insert(0) += 1;
             }
-            tokens += judgement.usage.unwrap_or_default();
-            tasks
-                .entry(judgement.task.clone())
-                .or_default()
-                .add(judgement);
-            all.add(judgement);
-            if let Some(p) = judgement.p_fail {
-                task_probabilities
-                    .entry(judgement.task.clone())
-                    .or_default()
-                    .push((judgement.label, p));
-                all_probabilities.push((judgement.label, p));
-            }
         }
-        for (task, score) in &mut tasks {
-            score.finish(task_probabilities.get(task).map_or(&[], Vec::as_slice));
-        }
-        all.finish(&all_probabilities);
-        let overall_macro = if tasks.is_empty() {
-            0.0
-        } else {
-            tasks.values().map(|t| t.accuracy).sum::<f64>() / tasks.len() as f64
-        };
         Summary {
-            n: all.n,
-            overall_macro,
-            overall_micro: all.accuracy,
-            invalid: all.invalid,
+            n: report.all_rows.n,
+            overall_macro: report.overall_macro,
+            overall_micro: report.all_rows.accuracy,
+            invalid: report.all_rows.invalid,
             invalid_reasons,
             tokens,
             cost_usd: None,
             cost_avoided_usd: None,
-            confidence: all.confidence,
-            tasks,
+            confidence: ConfidenceScores::of(&report.all_rows),
+            tasks: report
+                .tasks
+                .iter()
+                .map(|(task, m)| (task.clone(), TaskScore::from_metrics(m)))
+                .collect(),
         }
     }
 
@@ -234,11 +209,11 @@ impl Summary {
     }
 
     /// The paper-layout table: in each row a label, then one cell per task, then Overall.
-    /// Task names are data: [`compare::Table`] escapes them for markdown and quotes them for
+    /// Task names are data: [`Table`] escapes them for markdown and quotes them for
     /// CSV. The rows of `p_fail` scores appear only when some row has one, so a judge without
     /// probabilities gets the table it always had; their Overall is the unweighted mean of
     /// the tasks, like every other row (the pooled values are in `summary.json`).
-    fn table(&self) -> compare::Table {
+    fn table(&self) -> Table {
         let tasks = self.ordered_tasks();
         let mut header = vec!["metric".to_string()];
         header.extend(tasks.iter().map(|(name, _)| task_heading(name).to_string()));
@@ -318,13 +293,13 @@ impl Summary {
                 ),
             ]);
         }
-        compare::Table { header, rows }
+        Table { header, rows }
     }
 
     /// `summary.md`: the paper's Table 3 layout for this run.
     pub fn to_markdown(&self, title: &str) -> String {
         let mut out = String::new();
-        let _ = writeln!(out, "# {title}\n");
+        let _ = writeln!(out, "# {}\n", markdown_cell(title));
         out.push_str(&self.table().to_markdown());
         let _ = writeln!(
             out,
@@ -359,6 +334,7 @@ impl Summary {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use halubench_core::Label;
 
     fn judgement(task: &str, label: Label, verdict: Verdict) -> Judgement {
         Judgement::new(format!("{task}-{label}-{verdict}"), task, label, verdict)

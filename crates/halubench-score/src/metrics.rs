@@ -25,6 +25,8 @@ use std::collections::BTreeMap;
 use halubench_core::{Judgement, Label, Verdict};
 use serde::Serialize;
 
+use crate::ranking::{DEFAULT_ECE_BINS, ThresholdFree, threshold_free};
+
 /// How often each verdict was given on rows of one label: a row of the confusion matrix.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct VerdictCounts {
@@ -139,6 +141,10 @@ pub struct Metrics {
     /// `invalid / n`; 0 when there are no rows.
     pub invalid_rate: f64,
     pub confusion: Confusion,
+    /// The threshold-free scores of `p_fail` on the rows that have one; `None` when none
+    /// has. Not serialised: `summary.json` and `compare.json` carry them in their own shape.
+    #[serde(skip)]
+    pub threshold_free: Option<ThresholdFree>,
 }
 
 /// `num / den`, or `None` for an empty denominator.
@@ -184,11 +190,38 @@ impl Metrics {
             mcc: matthews(tp, fp, fn_, tn),
             invalid_rate: ratio(invalid, n).unwrap_or(0.0),
             confusion,
+            threshold_free: None,
         }
     }
 
     pub fn from_judgements<'a>(judgements: impl IntoIterator<Item = &'a Judgement>) -> Metrics {
-        Metrics::from_confusion(Confusion::from_judgements(judgements))
+        let mut rows = Rows::default();
+        judgements.into_iter().for_each(|j| rows.add(j));
+        rows.metrics()
+    }
+}
+
+/// What metrics are computed from, gathered in one pass: the confusion matrix and the
+/// `(label, p_fail)` of the rows that have a `p_fail`.
+#[derive(Default)]
+struct Rows {
+    confusion: Confusion,
+    probabilities: Vec<(Label, f64)>,
+}
+
+impl Rows {
+    fn add(&mut self, judgement: &Judgement) {
+        self.confusion.add(judgement.label, judgement.verdict);
+        if let Some(p) = judgement.p_fail {
+            self.probabilities.push((judgement.label, p));
+        }
+    }
+
+    fn metrics(&self) -> Metrics {
+        Metrics {
+            threshold_free: threshold_free(&self.probabilities, DEFAULT_ECE_BINS),
+            ..Metrics::from_confusion(self.confusion)
+        }
     }
 }
 
@@ -229,18 +262,18 @@ impl Report {
 
 /// Scores a set of judgements: metrics per task, pooled, and the macro Overall.
 pub fn metrics<'a>(judgements: impl IntoIterator<Item = &'a Judgement>) -> Report {
-    let mut per_task: BTreeMap<String, Confusion> = BTreeMap::new();
-    let mut pooled = Confusion::default();
+    let mut per_task: BTreeMap<String, Rows> = BTreeMap::new();
+    let mut pooled = Rows::default();
     for judgement in judgements {
         per_task
             .entry(judgement.task.clone())
             .or_default()
-            .add(judgement.label, judgement.verdict);
-        pooled.add(judgement.label, judgement.verdict);
+            .add(judgement);
+        pooled.add(judgement);
     }
     let tasks: BTreeMap<String, Metrics> = per_task
         .into_iter()
-        .map(|(task, confusion)| (task, Metrics::from_confusion(confusion)))
+        .map(|(task, rows)| (task, rows.metrics()))
         .collect();
     let overall_macro = if tasks.is_empty() {
         0.0
@@ -249,7 +282,7 @@ pub fn metrics<'a>(judgements: impl IntoIterator<Item = &'a Judgement>) -> Repor
     };
     Report {
         tasks,
-        all_rows: Metrics::from_confusion(pooled),
+        all_rows: pooled.metrics(),
         overall_macro,
     }
 }

@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 
-use halubench_core::{PAPER_TASKS, task_heading};
+use halubench_core::{PAPER_TASKS, Table, task_heading};
 use serde::Serialize;
 
 use crate::ScoreError;
@@ -160,7 +160,7 @@ pub struct PaperComparison {
 
 impl PaperComparison {
     /// The paper's row, the run's (named `judge`) and their difference, per task and Overall.
-    pub fn table(&self, judge: &str) -> crate::compare::Table {
+    pub fn table(&self, judge: &str) -> Table {
         let cell = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.1}"));
         let diff = |v: Option<f64>, within: Option<bool>| match (v, within) {
             (Some(v), Some(false)) => format!("{v:+.1} (beyond tolerance)"),
@@ -183,7 +183,7 @@ impl PaperComparison {
                 .map(|t| diff(t.diff_pp, t.within_tolerance)),
         );
         difference.push(diff(self.overall.diff_pp, self.overall.within_tolerance));
-        crate::compare::Table {
+        Table {
             header,
             rows: vec![paper, run, difference],
         }

@@ -64,6 +64,10 @@ fn compare_prints_the_tests_and_refuses_runs_of_other_data() {
         "accuracy.png",
         "confusion-1.png",
         "confusion-2.svg",
+        "roc.svg",
+        "roc.png",
+        "reliability.svg",
+        "reliability.png",
     ] {
         let path = dir.path().join("cmp").join(file);
         assert!(
@@ -71,6 +75,26 @@ fn compare_prints_the_tests_and_refuses_runs_of_other_data() {
             "{file}"
         );
     }
+    // A ROC chart per task in the paper's order, except RAGTruth: the sample holds none of
+    // its FAIL rows, so it has no ROC curve.
+    for (i, task) in [
+        "HaluEval",
+        "RAGTruth",
+        "FinanceBench",
+        "DROP",
+        "CovidQA",
+        "PubMedQA",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let file = dir.path().join(format!("cmp/roc-task-{}.svg", i + 1));
+        assert_eq!(file.exists(), *task != "RAGTruth", "{}", file.display());
+    }
+    let html = read(&dir.path().join("cmp/report.html"));
+    assert!(html.contains("<h2>Confidence</h2>"));
+    assert!(html.contains("ROC curves of p_fail on FinanceBench"));
+    assert!(!html.contains("ROC curves of p_fail on RAGTruth"));
     let json: serde_json::Value =
         serde_json::from_str(&read(&dir.path().join("cmp/compare.json"))).expect("json");
     assert_eq!(json["judges"].as_array().map(Vec::len), Some(2));

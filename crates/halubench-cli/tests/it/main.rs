@@ -7,6 +7,7 @@ mod kill_resume;
 #[cfg(feature = "local")]
 mod local;
 mod openai;
+mod snapshots;
 mod trust;
 mod votes;
 mod workflow;

@@ -108,6 +108,20 @@ fn suspect_labels_and_panels_match_an_independent_count() {
         "{markdown}"
     );
 
+    // The report shows every suspect with its texts, between its own heading and the next.
+    let html = std::fs::read_to_string(dir.path().join("cmp/report.html")).expect("html");
+    let section = html
+        .split("<h2>Suspect labels</h2>")
+        .nth(1)
+        .and_then(|rest| rest.split("<h2>").next())
+        .expect("a Suspect labels section");
+    assert_eq!(section.matches("<details").count(), expected.len());
+    assert_eq!(section.matches("<h4>Passage</h4>").count(), expected.len());
+    for line in &expected {
+        let id = line.split(',').next().unwrap_or_default();
+        assert!(section.contains(&format!("<code>{id}</code>")), "{id}");
+    }
+
     // The panel of all four: the strict majority of four votes, INVALID ones counted.
     let out = halubench(
         dir.path(),
