@@ -594,7 +594,9 @@ fn known_logprobs_are_journaled_as_p_fail_and_scored() {
     // scikit-learn 1.x (roc_auc_score, average_precision_score, brier_score_loss with FAIL
     // as 1) on the journaled (label, p_fail) pairs of each task, dumped once from this test;
     // the p_fail values are fixed by fake_openai::verdict_logprobs and the sample rows.
-    let scikit_learn: [(&str, usize, Option<f64>, Option<f64>, f64); 6] = [
+    // (task, n_scored, AUROC, average precision, Brier)
+    type Scores = (&'static str, usize, Option<f64>, Option<f64>, f64);
+    let scikit_learn: [Scores; 6] = [
         (
             "DROP",
             12,
