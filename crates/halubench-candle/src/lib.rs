@@ -427,6 +427,7 @@ impl LocalJudge {
                 }),
                 model: Some(self.name.clone()),
                 p_fail: None,
+                ragas: None,
             });
         }
         let (reply, generation) = tokio::sync::oneshot::channel();
@@ -465,6 +466,7 @@ impl LocalJudge {
             }),
             model: Some(self.name.clone()),
             p_fail,
+            ragas: None,
         })
     }
 }

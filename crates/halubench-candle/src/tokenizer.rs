@@ -174,6 +174,19 @@ impl TextCodec {
             })
     }
 
+    /// How many tokens Hugging Face's `len(tokenizer.encode(text))` counts: the text with
+    /// the tokenizer's own special tokens added by its post-processor (Llama 3's
+    /// `<|begin_of_text|>`). Scripts that limit prompt length count this way.
+    pub fn count_with_special_tokens(&self, text: &str) -> Result<usize> {
+        self.tokenizer
+            .encode(text, true)
+            .map(|e| e.get_ids().len())
+            .map_err(|e| LocalError::Tokenizer {
+                origin: self.origin.clone(),
+                message: e.to_string(),
+            })
+    }
+
     /// Ids of a rendered chat prompt: `encode`, with the model's BOS in front if it wants one
     /// and the template did not write it.
     pub fn encode_prompt(&self, text: &str) -> Result<Vec<u32>> {

@@ -8,14 +8,16 @@
 //! re-run of a paid reproduction), and the user says so.
 //!
 //! An entry holds the raw reply, its usage, the model the server named and the confidence its
-//! log-probabilities gave: never a verdict.
-//! Verdicts are parsed on every read, so a fixed parser applies to cached replies too. The
+//! log-probabilities gave (for the RAGAS judge, also its trace: both replies, the statement
+//! count and the score): never a verdict.
+//! Verdicts are parsed on every read, so a fixed parser applies to cached replies too; a
+//! judge whose verdict is not read from the text sets it again (`Judge::reread_cached`). The
 //! layout is versioned (`v2/`), so an older harness's entries are never misread.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use halubench_core::Usage;
+use halubench_core::{RagasTrace, Usage};
 use halubench_judge::{Reply, parse_verdict};
 use serde::{Deserialize, Serialize};
 
@@ -35,6 +37,10 @@ struct Entry {
     /// What the server's log-probabilities gave, like usage a fact of the reply.
     #[serde(default)]
     p_fail: Option<f64>,
+    /// The RAGAS judge's working, from which it reads its verdict again on a hit. Absent
+    /// for other judges, whose entries stay as they were.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ragas: Option<RagasTrace>,
 }
 
 impl ResponseCache {
@@ -80,6 +86,7 @@ impl ResponseCache {
             usage: entry.usage,
             model: entry.model,
             p_fail: entry.p_fail,
+            ragas: entry.ragas,
         })
     }
 
@@ -95,6 +102,7 @@ impl ResponseCache {
             usage: reply.usage,
             model: reply.model.clone(),
             p_fail: reply.p_fail,
+            ragas: reply.ragas.clone(),
         };
         let mut tmp = tempfile::NamedTempFile::new_in(parent)?;
         tmp.write_all(&serde_json::to_vec(&entry).map_err(std::io::Error::other)?)?;
@@ -123,6 +131,7 @@ mod tests {
             }),
             model: Some("m".to_string()),
             p_fail: None,
+            ragas: None,
         }
     }
 

@@ -11,7 +11,8 @@ use halubench_score::gate::{GateRule, gate as judge_gate};
 
 use crate::history;
 use crate::loaded_runs;
-use crate::report_page::{self, ReportOptions};
+use crate::report_page::{self, PaperTarget, Reading, ReportOptions};
+use crate::rules;
 use crate::{CompareArgs, ExportArgs, GateArgs};
 
 pub fn compare(registry: &Registry, hub: &HubSettings, args: &CompareArgs) -> anyhow::Result<()> {
@@ -36,6 +37,16 @@ pub fn compare(registry: &Registry, hub: &HubSettings, args: &CompareArgs) -> an
         let stamp = chrono::Utc::now().format("%Y%m%d-%H%M%S");
         args.reports.dir.join(format!("compare-{stamp}"))
     });
+    for run in &runs {
+        rules::check_fits(args.rule.rule, &run.manifest.judge.name, &run.dir)?;
+    }
+    let lengths = rules::prompt_lengths(
+        registry,
+        hub,
+        &runs[0].manifest,
+        &args.rule,
+        &[args.rule.rule],
+    )?;
     let names: Vec<&str> = runs.iter().map(|r| r.name.as_str()).collect();
     let markdown = report_page::write_comparison(
         &out,
@@ -49,7 +60,21 @@ pub fn compare(registry: &Registry, hub: &HubSettings, args: &CompareArgs) -> an
         texts.as_ref(),
         &ReportOptions {
             bootstrap: args.stats.bootstrap(),
-            paper: args.paper.as_deref().map(|model| (model, args.tolerance)),
+            reading: Reading {
+                rule: args.rule.rule,
+                lengths: lengths.as_ref(),
+            },
+            // Each run beside the row, under the rule the tables follow.
+            paper_rows: runs
+                .iter()
+                .map(|_| {
+                    args.paper.clone().map(|model| PaperTarget {
+                        model,
+                        rule: args.rule.rule,
+                    })
+                })
+                .collect(),
+            tolerance_pp: args.tolerance,
             history: history.as_deref(),
             max_examples: args.max_examples,
         },
@@ -71,9 +96,12 @@ pub fn read_history(path: &Path, named: bool) -> anyhow::Result<Option<Vec<histo
     Ok(Some(lines))
 }
 
-pub fn gate(args: &GateArgs) -> anyhow::Result<ExitCode> {
+pub fn gate(registry: &Registry, hub: &HubSettings, args: &GateArgs) -> anyhow::Result<ExitCode> {
     let runs = loaded_runs::load_runs(&[args.baseline.clone(), args.candidate.clone()])?;
     let warnings = loaded_runs::check_comparable(&runs)?;
+    for run in &runs {
+        rules::check_fits(args.rule.rule, &run.manifest.judge.name, &run.dir)?;
+    }
     // A call that got no reply is recorded as INVALID, which is right for accuracy but
     // would make an outage look like a regression.
     for run in &runs {
@@ -92,12 +120,42 @@ pub fn gate(args: &GateArgs) -> anyhow::Result<ExitCode> {
         alpha: args.alpha,
         bootstrap: args.stats.bootstrap(),
     };
-    let [baseline, candidate] = [&runs[0], &runs[1]].map(|run| Entrant {
-        name: &run.manifest.run_id,
-        judgements: &run.judgements,
+    let lengths = rules::prompt_lengths(
+        registry,
+        hub,
+        &runs[0].manifest,
+        &args.rule,
+        &[args.rule.rule],
+    )?;
+    let ruled = halubench_score::rule::apply(
+        args.rule.rule,
+        &[&runs[0].judgements, &runs[1].judgements],
+        lengths.as_ref(),
+    )?;
+    let [baseline, candidate] = [0, 1].map(|i| Entrant {
+        name: &runs[i].manifest.run_id,
+        judgements: &ruled.runs[i],
     });
     let outcome = judge_gate(&baseline, &candidate, &rule)?;
-    let mut markdown = outcome.to_markdown();
+    let mut rows: Vec<(&str, usize)> = Vec::new();
+    for judgement in &ruled.runs[0] {
+        match rows.iter_mut().find(|(task, _)| *task == judgement.task) {
+            Some((_, n)) => *n += 1,
+            None => rows.push((&judgement.task, 1)),
+        }
+    }
+    rows.sort_by_key(|(task, _)| halubench_core::task_order(task));
+    let rows: Vec<String> = rows
+        .iter()
+        .map(|(task, n)| format!("{} {n}", halubench_core::task_heading(task)))
+        .collect();
+    let mut markdown = outcome.to_markdown().trim_end().to_string();
+    markdown.push_str(&format!(
+        "\n\nRule: {}: {}. Rows per task: {}.\n",
+        args.rule.rule,
+        args.rule.rule.description(),
+        rows.join(", ")
+    ));
     for warning in &warnings {
         markdown.push_str(&format!("\n**Warning:** {warning}\n"));
     }

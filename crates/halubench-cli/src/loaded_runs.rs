@@ -13,7 +13,7 @@ use crate::run_files::{self, JOURNAL};
 use crate::runner;
 
 /// A run directory read back: its manifest and the latest judgement of each example.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct LoadedRun {
     pub dir: PathBuf,
     pub manifest: RunManifest,

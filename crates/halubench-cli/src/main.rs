@@ -14,6 +14,7 @@ mod model_files;
 mod panel_cmd;
 mod prices;
 mod report_page;
+mod rules;
 mod run_cmd;
 mod run_files;
 mod runner;
@@ -70,6 +71,9 @@ enum Command {
         /// For the openai and local judges; prints how many verdicts changed.
         #[arg(long)]
         reparse: bool,
+
+        #[command(flatten)]
+        rule: RuleArgs,
     },
     /// List, download or describe datasets.
     #[command(subcommand)]
@@ -120,6 +124,24 @@ struct ReportsDir {
     dir: PathBuf,
 }
 
+/// Which rows count and how a reply is read, when scoring.
+#[derive(Debug, Clone, Args)]
+pub struct RuleArgs {
+    /// The accuracy rule: `paper` (every selected row; INVALID counts wrong: the paper's
+    /// protocol), `exclude-invalid` (rows with no verdict, RAGAS's no_statements included,
+    /// leave the denominator: the RAGAS notebook's rule; in a comparison a row goes when any
+    /// judge has no verdict on it) or `lynx-script` (prompts of 4,000 Llama-3 tokens or more
+    /// are dropped and a verdict is read only from a quoted "SCORE": "...": the official
+    /// Lynx script's rule; needs the Llama-3 tokenizer, see --tokenizer).
+    #[arg(long, default_value = "paper", value_name = "RULE")]
+    rule: halubench_score::AccuracyRule,
+
+    /// The Llama-3 tokenizer.json that --rule lynx-script counts prompt tokens with
+    /// [default: Lynx-8B's, from the Hugging Face cache or hub].
+    #[arg(long, value_name = "FILE")]
+    tokenizer: Option<PathBuf>,
+}
+
 #[derive(Debug, Args)]
 struct StatsArgs {
     /// Seed of the bootstrap resampling (same seed, same intervals).
@@ -152,13 +174,21 @@ struct CompareArgs {
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
 
-    /// Also set each run beside this row of the paper's Table 3, e.g. "Lynx (70B)" or GPT-4o.
+    /// Also set each run beside this row of the paper's Table 3, e.g. "Lynx (70B)" or
+    /// GPT-4o: per task the paper's value, the run's with its bootstrap interval, and a
+    /// verdict, `consistent` or `differs` (see --tolerance). Listed in compare.json under
+    /// `reproduction`.
     #[arg(long, value_name = "MODEL")]
     paper: Option<String>,
 
-    /// Largest difference from the paper, in percentage points, that counts as reproduced.
-    #[arg(long, default_value_t = 2.0, value_name = "PP", value_parser = number_in(0.0, 100.0))]
+    /// How far, in percentage points, the paper's value may lie outside the run's bootstrap
+    /// interval and still be `consistent` (the paper rounds to 0.1 and its runs differ from
+    /// ours in details no interval covers).
+    #[arg(long, default_value_t = 1.0, value_name = "PP", value_parser = number_in(0.0, 100.0))]
     tolerance: f64,
+
+    #[command(flatten)]
+    rule: RuleArgs,
 
     /// Run history for the trend chart [default: <reports-dir>/history.jsonl, if present].
     #[arg(long, value_name = "FILE")]
@@ -193,6 +223,9 @@ struct GateArgs {
     #[arg(long, default_value_t = 0.05, value_parser = open_unit_interval)]
     alpha: f64,
 
+    #[command(flatten)]
+    rule: RuleArgs,
+
     /// Also append the markdown summary to this file (in GitHub Actions, the job summary).
     #[arg(long, env = "GITHUB_STEP_SUMMARY", value_name = "FILE")]
     summary: Option<PathBuf>,
@@ -214,6 +247,11 @@ enum SuiteCommand {
         /// Where the runs and the comparison go [default: <reports-dir>/suite-<name>].
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
+
+        /// Call no judge: print what each judge would send and cost (as `run --dry-run`),
+        /// then stop. Writes nothing.
+        #[arg(long)]
+        dry_run: bool,
 
         #[command(flatten)]
         reports: ReportsDir,
@@ -255,6 +293,22 @@ pub enum JudgeKind {
     /// A Llama-architecture model (Lynx, Llama 3, SmolLM2) run in-process on candle, from
     /// one GGUF file or a safetensors checkpoint; see --model.
     Local,
+    /// RAGAS faithfulness (a row of the paper's Table 3) over an OpenAI-compatible endpoint,
+    /// with the OpenAI judge's flags: one call turns the answer's sentences into standalone
+    /// statements, one call checks them all against the passage; PASS when the supported
+    /// share is above --ragas-threshold. See --ragas-mode.
+    Ragas,
+}
+
+/// Which answer sentences the RAGAS judge turns into statements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RagasModeArg {
+    /// As ragas 0.1.x did for the paper: only sentences ending in "."; an answer without one
+    /// ("Rams", a list, a number) is INVALID with reason no_statements (ragas' NaN, which
+    /// the paper's RAGAS numbers dropped from the denominator).
+    Paper,
+    /// Every sentence counts, so short answers are judged too.
+    Fixed,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -298,8 +352,31 @@ pub struct RunArgs {
     /// directory with config.json, *.safetensors and tokenizer.json, or a Hugging Face repo
     /// (owner/name for safetensors, owner/name/FILE.gguf for one GGUF file) fetched into
     /// the Hugging Face cache like datasets are.
-    #[arg(long, required_if_eq_any([("judge", "openai"), ("judge", "local")]))]
+    #[arg(long, required_if_eq_any([("judge", "openai"), ("judge", "local"), ("judge", "ragas")]))]
     model: Option<String>,
+
+    /// RAGAS judge: which answer sentences count. `fixed`: every sentence. `paper`: only
+    /// those ending in "." as in ragas 0.1.x, which the paper ran; an answer with none is
+    /// INVALID (no_statements). A malformed JSON reply gets one repair request in either
+    /// mode, then is INVALID (malformed_json).
+    #[arg(
+        long,
+        value_enum,
+        default_value_t = RagasModeArg::Fixed,
+        help_heading = "RAGAS judge"
+    )]
+    ragas_mode: RagasModeArg,
+
+    /// RAGAS judge: PASS when the share of the answer's statements the passage supports is
+    /// above this (strictly between 0 and 1; ragas and the paper: 0.5).
+    #[arg(
+        long,
+        default_value_t = halubench_judge::ragas::DEFAULT_THRESHOLD,
+        value_name = "SCORE",
+        help_heading = "RAGAS judge",
+        value_parser = open_unit_interval
+    )]
+    ragas_threshold: f64,
 
     /// OpenAI judge: base URL ending in /v1; repeat (or comma-separate) to spread calls over
     /// replicas. Credentials inside it (user:key@, ?key=) are sent but shown as *** wherever
@@ -522,9 +599,11 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     let hub = HubSettings::from_env();
     match cli.command {
         Command::Run(args) => return Ok(run_cmd::run(&registry, &hub, &args)?.exit_code()),
-        Command::Score { run_dir, reparse } => {
-            run_cmd::rescore(&registry, &hub, &run_dir, reparse)?
-        }
+        Command::Score {
+            run_dir,
+            reparse,
+            rule,
+        } => run_cmd::rescore(&registry, &hub, &run_dir, reparse, &rule)?,
         Command::Datasets(DatasetsCommand::List) => datasets_cmd::list(&registry, &hub)?,
         Command::Datasets(DatasetsCommand::Fetch { name }) => {
             datasets_cmd::fetch(&registry, &hub, &name)?
@@ -533,8 +612,16 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             datasets_cmd::inspect(&registry, &hub, &dataset)?
         }
         Command::Compare(args) => compare_cmd::compare(&registry, &hub, &args)?,
-        Command::Gate(args) => return compare_cmd::gate(&args),
-        Command::Suite(SuiteCommand::Run { file, out, reports }) => {
+        Command::Gate(args) => return compare_cmd::gate(&registry, &hub, &args),
+        Command::Suite(SuiteCommand::Run {
+            file,
+            out,
+            dry_run,
+            reports,
+        }) => {
+            if dry_run {
+                return suite_cmd::dry_run(&registry, &hub, &file);
+            }
             return suite_cmd::run(&registry, &hub, &file, out, &reports.dir);
         }
         Command::Export(args) => compare_cmd::export(&registry, &hub, &args)?,

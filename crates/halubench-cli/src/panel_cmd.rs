@@ -59,7 +59,7 @@ pub fn panel(
     }
     let summary = Summary::from_judgements(&judgements);
     println!("{}", run_files::write_summaries(out, &manifest, &summary)?);
-    report_page::report_run(registry, hub, out, None);
+    report_page::report_run(registry, hub, out, None, report_page::Reading::default());
     println!("report: {}", out.display());
     Ok(())
 }

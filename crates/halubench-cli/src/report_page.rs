@@ -13,9 +13,12 @@ use halubench_report::{
     Block, Chart, CurveSeries, Curves, ExampleCard, GroupedBars, Heatmap, Page, Reply, Section,
     Series, Trend, TrendSeries, Whisker, unit_curves,
 };
+use halubench_score::AccuracyRule;
 use halubench_score::bootstrap::BootstrapConfig;
+use halubench_score::bootstrap::bootstrap_accuracy;
 use halubench_score::compare::{Comparison, Entrant, compare};
-use halubench_score::paper::{PaperComparison, compare_with_paper};
+use halubench_score::paper::{PaperComparison, RunTask, compare_with_paper, reproduction_table};
+use halubench_score::rule::{self, PromptLengths};
 use halubench_score::votes::{SuspectLabel, suspect_labels};
 
 use crate::history::HistoryLine;
@@ -26,11 +29,32 @@ use crate::run_files;
 #[derive(Debug, Default)]
 pub struct ReportOptions<'a> {
     pub bootstrap: BootstrapConfig,
-    /// Paper rows to set each run beside, with the tolerance in percentage points.
-    pub paper: Option<(&'a str, f64)>,
+    /// The rule every table reads the runs under; a row it drops is dropped from every run.
+    pub reading: Reading<'a>,
+    /// Per run (by index), the row of Table 3 to set it beside; runs past the end have none.
+    pub paper_rows: Vec<Option<PaperTarget>>,
+    /// How far outside its interval the paper's value may lie and still be consistent, in
+    /// percentage points.
+    pub tolerance_pp: f64,
     pub history: Option<&'a [HistoryLine]>,
     /// Most example cards in the HTML page.
     pub max_examples: usize,
+}
+
+/// How runs are read: the accuracy rule, and what it needs beyond the journals.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Reading<'a> {
+    pub rule: AccuracyRule,
+    /// Each example's Lynx prompt length in Llama-3 tokens, for the lynx-script rule.
+    pub lengths: Option<&'a PromptLengths>,
+}
+
+/// A row of Table 3 to set a run beside, and the rule its numbers follow there: a
+/// reproduction reads the run alone under that rule, as the paper's authors read theirs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PaperTarget {
+    pub model: String,
+    pub rule: AccuracyRule,
 }
 
 /// A comparison's files, written into `out`: compare.md and compare.json beside what
@@ -114,6 +138,17 @@ pub fn write_report(
     texts: Option<&HashMap<String, Example>>,
     options: &ReportOptions<'_>,
 ) -> anyhow::Result<(String, String)> {
+    let views: Vec<&[Judgement]> = runs.iter().map(|r| r.judgements.as_slice()).collect();
+    let ruled = rule::apply(options.reading.rule, &views, options.reading.lengths)?;
+    let runs: Vec<LoadedRun> = runs
+        .iter()
+        .zip(ruled.runs)
+        .map(|(run, judgements)| LoadedRun {
+            judgements,
+            ..run.clone()
+        })
+        .collect();
+    let runs = runs.as_slice();
     let entrants: Vec<Entrant<'_>> = runs
         .iter()
         .map(|r| Entrant {
@@ -121,15 +156,15 @@ pub fn write_report(
             judgements: &r.judgements,
         })
         .collect();
-    let comparison = compare(&entrants, &options.bootstrap)?;
-    let papers = match options.paper {
-        Some((model, tolerance)) => comparison
-            .judges
-            .iter()
-            .map(|j| compare_with_paper(&j.metrics.task_accuracies(), model, tolerance))
-            .collect::<Result<Vec<_>, _>>()?,
-        None => Vec::new(),
-    };
+    let mut comparison = compare(&entrants, &options.bootstrap)?;
+    comparison.rule = options.reading.rule;
+    for ((run, judgements), target) in runs.iter().zip(&views).zip(&options.paper_rows) {
+        if let Some(target) = target {
+            let reproduced = reproduction(&run.name, judgements, target, options)?;
+            comparison.reproduction.push(reproduced);
+        }
+    }
+    let papers = comparison.reproduction.clone();
     let suspects = (runs.len() >= SUSPECT_LABELS_MIN_JUDGES).then(|| {
         let views: Vec<&[Judgement]> = runs.iter().map(|r| r.judgements.as_slice()).collect();
         suspect_labels(&views)
@@ -150,9 +185,9 @@ pub fn write_report(
         markdown.push_str(&format!("**Warning:** {}\n\n", markdown_cell(warning)));
     }
     markdown.push_str(&comparison.to_markdown());
-    for (paper, judge) in papers.iter().zip(&comparison.judges) {
+    for paper in &papers {
         markdown.push('\n');
-        markdown.push_str(&paper.to_markdown(&judge.name));
+        markdown.push_str(&paper.to_markdown());
     }
     if let Some(suspects) = &suspects {
         markdown.push_str(&format!(
@@ -163,6 +198,22 @@ pub fn write_report(
     }
 
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    if !papers.is_empty() {
+        let table = reproduction_table(&papers);
+        let tolerance = options.tolerance_pp;
+        run_files::write_atomically(
+            &out.join("reproduction.md"),
+            &format!(
+                "# Reproduction of the paper's Table 3\n\n{}\nA cell is consistent when the \
+                 paper's value lies inside our {:.0}% bootstrap interval widened by {tolerance} \
+                 pp; the paper's Overall is the mean of its six cells. Each judge is read \
+                 alone under its rule.\n",
+                table.to_markdown(),
+                options.bootstrap.level * 100.0
+            ),
+        )?;
+        run_files::write_atomically(&out.join("reproduction.csv"), &table.to_csv())?;
+    }
     if let Some(suspects) = &suspects {
         run_files::write_atomically(
             &out.join("suspect-labels.csv"),
@@ -172,8 +223,7 @@ pub fn write_report(
     let mut accuracy_figures = vec![Figure {
         file: "accuracy".to_string(),
         caption: "Accuracy per task, with bootstrap intervals".to_string(),
-        // Every judge is set beside the same paper row: draw it once.
-        chart: accuracy_chart(&comparison, papers.first())?,
+        chart: accuracy_chart(&comparison, &papers)?,
     }];
     for (i, judge) in comparison.judges.iter().enumerate() {
         accuracy_figures.push(Figure {
@@ -220,7 +270,13 @@ pub fn write_report(
 
 /// The charts and report.html of one finished run, in its own directory. A report that
 /// cannot be drawn is a warning: the run's results are already safe in its journal.
-pub fn report_run(registry: &Registry, hub: &HubSettings, dir: &Path, history: Option<&Path>) {
+pub fn report_run(
+    registry: &Registry,
+    hub: &HubSettings,
+    dir: &Path,
+    history: Option<&Path>,
+    reading: Reading<'_>,
+) {
     let written = (|| -> anyhow::Result<()> {
         let run = load_run(dir)?;
         let texts = example_texts(registry, hub, &run.manifest)
@@ -250,6 +306,7 @@ pub fn report_run(registry: &Registry, hub: &HubSettings, dir: &Path, history: O
             &[],
             texts.as_ref(),
             &ReportOptions {
+                reading,
                 history: history.as_deref(),
                 max_examples: 200,
                 ..ReportOptions::default()
@@ -347,10 +404,9 @@ fn confidence_charts(runs: &[LoadedRun], tasks: &[String]) -> anyhow::Result<Vec
     Ok(figures)
 }
 
-fn accuracy_chart(
-    comparison: &Comparison,
-    paper: Option<&PaperComparison>,
-) -> anyhow::Result<Chart> {
+/// Each judge's accuracy per task with its interval; beside them the paper's row when every
+/// judge set beside the paper is set beside the same row (several rows would crowd it).
+fn accuracy_chart(comparison: &Comparison, papers: &[PaperComparison]) -> anyhow::Result<Chart> {
     let tasks = comparison.tasks();
     let mut groups: Vec<String> = tasks.iter().map(|t| task_heading(t).to_string()).collect();
     groups.push("Overall".to_string());
@@ -371,28 +427,26 @@ fn accuracy_chart(
                 .collect(),
         })
         .collect();
-    if let Some(paper) = paper {
+    let one_row = papers
+        .first()
+        .filter(|first| papers.iter().all(|p| p.paper == first.paper));
+    if let Some(paper) = one_row {
         let point = |v: f64| Whisker {
             value: v,
             lower: v,
             upper: v,
         };
         series.push(Series {
-            name: format!("paper: {}", paper.model),
+            name: format!("paper: {}", paper.paper),
             values: tasks
                 .iter()
-                .map(|t| {
-                    paper
-                        .tasks
-                        .iter()
-                        .find(|p| &p.task == t)
-                        .map(|p| point(p.paper_pct))
-                })
+                .map(|t| paper.tasks.get(t).map(|p| point(p.cell.paper)))
                 .chain(std::iter::once(
                     paper
                         .overall
-                        .run_pct
-                        .map(|_| point(paper.overall.paper_mean_of_cells_pct)),
+                        .cell
+                        .estimate
+                        .map(|_| point(paper.overall.cell.paper)),
                 ))
                 .collect(),
         });
@@ -402,6 +456,44 @@ fn accuracy_chart(
         groups,
         series,
     })?)
+}
+
+/// One run alone under its target's rule (its own INVALID rows, say, not the other judges'),
+/// with bootstrap intervals, set beside its row of Table 3.
+fn reproduction(
+    name: &str,
+    judgements: &[Judgement],
+    target: &PaperTarget,
+    options: &ReportOptions<'_>,
+) -> anyhow::Result<PaperComparison> {
+    let ruled = rule::apply(target.rule, &[judgements], options.reading.lengths)?;
+    let kept = ruled.runs.first().map_or(&[][..], Vec::as_slice);
+    let intervals = bootstrap_accuracy(kept, &options.bootstrap)
+        .with_context(|| format!("`{name}` under the {} rule", target.rule))?;
+    let mut selected: BTreeMap<&str, usize> = BTreeMap::new();
+    for judgement in judgements {
+        *selected.entry(judgement.task.as_str()).or_default() += 1;
+    }
+    let run: BTreeMap<String, RunTask> = intervals
+        .tasks
+        .iter()
+        .map(|(task, interval)| {
+            let selected = selected.get(task.as_str()).copied().unwrap_or(0);
+            let cell = RunTask {
+                interval: *interval,
+                selected,
+            };
+            (task.clone(), cell)
+        })
+        .collect();
+    Ok(compare_with_paper(
+        name,
+        &run,
+        intervals.overall_macro,
+        target.rule,
+        &target.model,
+        options.tolerance_pp,
+    )?)
 }
 
 fn confusion_chart(
@@ -553,11 +645,11 @@ fn page(
             blocks,
         });
     }
-    for (paper, judge) in papers.iter().zip(&comparison.judges) {
+    for paper in papers {
         sections.push(Section {
-            heading: format!("{} beside the paper's {}", judge.name, paper.model),
+            heading: format!("{} beside the paper's {}", paper.judge, paper.paper),
             blocks: vec![
-                Block::Table(paper.table(&judge.name)),
+                Block::Table(paper.table()),
                 Block::Paragraph(paper.explanation()),
             ],
         });

@@ -9,7 +9,7 @@ use anyhow::{Context, bail};
 use halubench_core::{ACCURACY_RULE, RunManifest, Selection, Usage};
 use halubench_data::{HubSettings, Registry, SelectOptions};
 use halubench_judge::{BaselineJudge, Judge, PromptTemplate};
-use halubench_openai::{ApiKey, OpenAiJudge, OpenAiSettings};
+use halubench_openai::{ApiKey, OpenAiJudge, OpenAiSettings, RagasJudge, RagasSettings};
 use halubench_score::Summary;
 
 use crate::cache::ResponseCache;
@@ -18,7 +18,7 @@ use crate::lock::DirLock;
 use crate::prices;
 use crate::run_files::{self, JOURNAL};
 use crate::runner::{self, EngineOptions, Journal, RunStats, human_duration};
-use crate::{JudgeKind, RunArgs, settings};
+use crate::{JudgeKind, RagasModeArg, RuleArgs, RunArgs, rules, settings};
 use crate::{loaded_runs, report_page};
 
 /// How a run ended, for the exit status.
@@ -207,7 +207,13 @@ pub fn run(registry: &Registry, hub: &HubSettings, args: &RunArgs) -> anyhow::Re
             eprintln!("warning: the run is not in the history: {e:#}");
         }
     }
-    report_page::report_run(registry, hub, &dir, history_path.as_deref());
+    report_page::report_run(
+        registry,
+        hub,
+        &dir,
+        history_path.as_deref(),
+        report_page::Reading::default(),
+    );
     println!("{markdown}");
     println!("report: {}", dir.display());
     print_stats(&stats, &dir);
@@ -449,6 +455,7 @@ pub fn rescore(
     hub: &HubSettings,
     dir: &Path,
     reparse: bool,
+    rule: &RuleArgs,
 ) -> anyhow::Result<()> {
     // Rewriting the summaries of a run that is still being judged would race its writer.
     let _lock = DirLock::acquire(dir)?;
@@ -468,10 +475,16 @@ pub fn rescore(
         );
     }
     let judgements = runner::latest_per_id(judgements);
-    let summary = Summary::from_judgements(&judgements);
+    rules::check_fits(rule.rule, &manifest.judge.name, dir)?;
+    let lengths = rules::prompt_lengths(registry, hub, &manifest, rule, &[rule.rule])?;
+    let summary = Summary::under_rule(rule.rule, &judgements, lengths.as_ref())?;
     println!("{}", run_files::write_summaries(dir, &manifest, &summary)?);
     let history = dir.parent().map(|p| p.join(history::HISTORY));
-    report_page::report_run(registry, hub, dir, history.as_deref());
+    let reading = report_page::Reading {
+        rule: rule.rule,
+        lengths: lengths.as_ref(),
+    };
+    report_page::report_run(registry, hub, dir, history.as_deref(), reading);
     println!("report: {}", dir.display());
     Ok(())
 }
@@ -538,29 +551,53 @@ fn build_judge(args: &RunArgs, hub: &HubSettings) -> anyhow::Result<Arc<dyn Judg
         }
         JudgeKind::Local => local_judge(args, hub, template()?)?,
         JudgeKind::Openai => {
-            let model = args.model.clone().context("--judge openai needs --model")?;
             let template = template()?;
-            let api_key = std::env::var(&args.api_key_env)
-                .ok()
-                .filter(|k| !k.is_empty());
-            let settings = OpenAiSettings {
-                base_urls: settings::base_urls(&args.base_urls)?,
-                model,
-                api_key_env: api_key.as_ref().map(|_| args.api_key_env.clone()),
-                api_key: api_key.map(ApiKey::new),
-                temperature: args.temperature,
-                max_tokens: args.max_tokens,
-                json_mode: args.json_mode,
-                headers: settings::headers(&args.headers)?,
-                timeout: args.timeout,
-                logprobs: !args.no_logprobs,
-            };
-            let judge = OpenAiJudge::new(settings, template)?;
+            let judge = OpenAiJudge::new(openai_settings(args, "openai")?, template)?;
             if let Some(warning) = judge.insecure_credentials_warning() {
                 eprintln!("warning: {warning}");
             }
             Arc::new(judge)
         }
+        JudgeKind::Ragas => {
+            if args.prompt.is_some() {
+                bail!("--prompt: the ragas judge asks its own two prompts, not a template");
+            }
+            let ragas = RagasSettings {
+                mode: match args.ragas_mode {
+                    RagasModeArg::Paper => halubench_judge::ragas::RagasMode::Paper,
+                    RagasModeArg::Fixed => halubench_judge::ragas::RagasMode::Fixed,
+                },
+                threshold: args.ragas_threshold,
+            };
+            let judge = RagasJudge::new(openai_settings(args, "ragas")?, ragas)?;
+            if let Some(warning) = judge.insecure_credentials_warning() {
+                eprintln!("warning: {warning}");
+            }
+            Arc::new(judge)
+        }
+    })
+}
+
+/// The endpoint flags of the judges that call an OpenAI-compatible server.
+fn openai_settings(args: &RunArgs, judge: &str) -> anyhow::Result<OpenAiSettings> {
+    let model = args
+        .model
+        .clone()
+        .with_context(|| format!("--judge {judge} needs --model"))?;
+    let api_key = std::env::var(&args.api_key_env)
+        .ok()
+        .filter(|k| !k.is_empty());
+    Ok(OpenAiSettings {
+        base_urls: settings::base_urls(&args.base_urls)?,
+        model,
+        api_key_env: api_key.as_ref().map(|_| args.api_key_env.clone()),
+        api_key: api_key.map(ApiKey::new),
+        temperature: args.temperature,
+        max_tokens: args.max_tokens,
+        json_mode: args.json_mode,
+        headers: settings::headers(&args.headers)?,
+        timeout: args.timeout,
+        logprobs: !args.no_logprobs,
     })
 }
 

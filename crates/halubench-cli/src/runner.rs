@@ -248,6 +248,7 @@ async fn judge_with_retries(context: &Context, example: &Example) -> Judgement {
     if let (Some(cache), Some(key)) = (cache, &key)
         && let Some(reply) = cache.get(key)
     {
+        let reply = context.judge.reread_cached(reply);
         lock(&context.stats).cache_hits += 1;
         let mut judgement = judgement(example, Ok(reply), started);
         judgement.cached = true;
@@ -347,6 +348,7 @@ fn judgement(example: &Example, result: Result<Reply, String>, started: Instant)
         model: None,
         cached: false,
         p_fail: None,
+        ragas: None,
     };
     match result {
         Ok(reply) => {
@@ -356,6 +358,7 @@ fn judgement(example: &Example, result: Result<Reply, String>, started: Instant)
             judgement.invalid_reason = reply.invalid_reason;
             judgement.usage = reply.usage;
             judgement.model = reply.model;
+            judgement.ragas = reply.ragas;
         }
         Err(message) => judgement.error = Some(message),
     }
@@ -511,6 +514,7 @@ mod tests {
             model: None,
             cached: false,
             p_fail: None,
+            ragas: None,
         }
     }
 

@@ -2,8 +2,11 @@
 //!
 //! A suite file is TOML. Top-level keys are `halubench run` flags shared by every judge;
 //! each `[[judge]]` table has a `name` (its run directory) and the flags of that judge, which
-//! replace shared ones of the same name. Keys are flag names without the dashes, so the file takes exactly what the command line takes,
-//! with the same defaults, checks and error messages:
+//! replace shared ones of the same name. Keys are flag names without the dashes, so the file
+//! takes exactly what the command line takes, with the same defaults, checks and error
+//! messages. A judge may also name the row of the paper's Table 3 it reproduces (`paper`) and
+//! the accuracy rule that row is read under (`rule`); the comparison then sets each such judge
+//! beside its own row and writes reproduction.md and reproduction.csv:
 //!
 //! ```toml
 //! dataset = "halubench"
@@ -13,12 +16,15 @@
 //! name = "gpt-4o"
 //! judge = "openai"
 //! model = "gpt-4o"
+//! paper = "GPT-4o"
 //!
 //! [[judge]]
-//! name = "lynx-8b"
-//! judge = "openai"
-//! model = "PatronusAI/Llama-3-Patronus-Lynx-8B-Instruct"
-//! base-url = "http://localhost:8000/v1"
+//! name = "ragas"
+//! judge = "ragas"
+//! model = "gpt-3.5-turbo"
+//! ragas-mode = "paper"
+//! paper = "RAGAS Faithfulness"
+//! rule = "exclude-invalid"
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -30,10 +36,11 @@ use halubench_data::{HubSettings, Registry};
 
 use crate::loaded_runs;
 use crate::lock::DirLock;
-use crate::report_page::{self, ReportOptions};
+use crate::report_page::{self, PaperTarget, Reading, ReportOptions};
 use crate::run_cmd::RunEnd;
 use crate::run_files::{JOURNAL, MANIFEST};
-use crate::{RunArgs, run_cmd};
+use crate::{RuleArgs, RunArgs, rules, run_cmd};
+use halubench_score::AccuracyRule;
 
 /// `halubench run`'s flags, parsed from a suite entry.
 #[derive(Debug, Parser)]
@@ -43,11 +50,52 @@ struct SuiteEntry {
     run: RunArgs,
 }
 
-/// A judge of the suite: its name and its `halubench run` arguments.
+/// A judge of the suite: its name, its `halubench run` arguments, and the row of the
+/// paper's Table 3 it reproduces, if any.
 #[derive(Debug)]
 struct Judge {
     name: String,
     args: RunArgs,
+    paper: Option<PaperTarget>,
+}
+
+/// What the suite file says besides its judges.
+#[derive(Debug)]
+struct Suite {
+    judges: Vec<Judge>,
+    /// The Llama-3 tokenizer for judges reproduced under `lynx-script` (`rule-tokenizer`).
+    tokenizer: Option<PathBuf>,
+    /// The `--tolerance` of the reproduction verdicts, in percentage points.
+    tolerance_pp: f64,
+}
+
+/// Keys of the suite file that are not `halubench run` flags: `paper`, `rule` (a judge's,
+/// or the default of all at the top level), `rule-tokenizer` (what `--tokenizer` is to
+/// `compare --rule lynx-script`) and `tolerance` (top level only).
+const PAPER_KEY: &str = "paper";
+const RULE_KEY: &str = "rule";
+
+/// Every judge's `run --dry-run`, one after another: no call, no file.
+pub fn dry_run(registry: &Registry, hub: &HubSettings, file: &Path) -> anyhow::Result<ExitCode> {
+    let suite = read_suite(file)?;
+    let total = suite.judges.len();
+    let mut failed = Vec::new();
+    for (i, mut judge) in suite.judges.into_iter().enumerate() {
+        eprintln!("suite: judge {} of {total}: {}", i + 1, judge.name);
+        judge.args.dry_run = true;
+        if let Err(e) = run_cmd::run(registry, hub, &judge.args) {
+            eprintln!("error: suite judge `{}`: {e:#}", judge.name);
+            failed.push(judge.name);
+        }
+    }
+    if !failed.is_empty() {
+        bail!(
+            "{} of {total} judges cannot run as configured: {}",
+            failed.len(),
+            failed.join(", ")
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 pub fn run(
@@ -57,7 +105,11 @@ pub fn run(
     out: Option<PathBuf>,
     reports_dir: &Path,
 ) -> anyhow::Result<ExitCode> {
-    let judges = read_suite(file)?;
+    let Suite {
+        judges,
+        tokenizer,
+        tolerance_pp,
+    } = read_suite(file)?;
     let out = out.unwrap_or_else(|| {
         let stem = file
             .file_stem()
@@ -71,7 +123,16 @@ pub fn run(
     let mut incomplete = Vec::new();
     let mut failed = Vec::new();
     let total = judges.len();
-    for (i, Judge { name, mut args }) in judges.into_iter().enumerate() {
+    let mut targets = Vec::new();
+    for (
+        i,
+        Judge {
+            name,
+            mut args,
+            paper,
+        },
+    ) in judges.into_iter().enumerate()
+    {
         let dir = out.join(&name);
         if dir.join(MANIFEST).is_file() && dir.join(JOURNAL).is_file() {
             args.resume = Some(dir.clone());
@@ -84,10 +145,12 @@ pub fn run(
             dir.display()
         );
         match run_cmd::run(registry, hub, &args) {
-            Ok(RunEnd::Complete) => finished.push(dir),
-            Ok(RunEnd::Incomplete) => {
-                incomplete.push(name);
+            Ok(end) => {
+                if end == RunEnd::Incomplete {
+                    incomplete.push(name);
+                }
                 finished.push(dir);
+                targets.push(paper);
             }
             Err(e) => {
                 eprintln!("error: suite judge `{name}`: {e:#}");
@@ -104,6 +167,17 @@ pub fn run(
         let texts = loaded_runs::example_texts(registry, hub, &runs[0].manifest)
             .map_err(|warning| eprintln!("warning: {warning}"))
             .ok();
+        let rules: Vec<AccuracyRule> = targets.iter().flatten().map(|t| t.rule).collect();
+        let rule_args = RuleArgs {
+            rule: AccuracyRule::Paper,
+            tokenizer,
+        };
+        let lengths = rules::prompt_lengths(registry, hub, &runs[0].manifest, &rule_args, &rules)?;
+        for (run, target) in runs.iter().zip(&targets) {
+            if let Some(target) = target {
+                rules::check_fits(target.rule, &run.manifest.judge.name, &run.dir)?;
+            }
+        }
         let comparison_dir = out.join("comparison");
         let markdown = report_page::write_comparison(
             &comparison_dir,
@@ -116,6 +190,12 @@ pub fn run(
             &warnings,
             texts.as_ref(),
             &ReportOptions {
+                reading: Reading {
+                    rule: AccuracyRule::Paper,
+                    lengths: lengths.as_ref(),
+                },
+                paper_rows: targets,
+                tolerance_pp,
                 max_examples: 200,
                 ..ReportOptions::default()
             },
@@ -143,7 +223,7 @@ pub fn run(
     }
 }
 
-fn read_suite(file: &Path) -> anyhow::Result<Vec<Judge>> {
+fn read_suite(file: &Path) -> anyhow::Result<Suite> {
     let text = std::fs::read_to_string(file)
         .with_context(|| format!("cannot read suite file {}", file.display()))?;
     let mut table: toml::Table =
@@ -155,6 +235,32 @@ fn read_suite(file: &Path) -> anyhow::Result<Vec<Judge>> {
             file.display()
         ),
     };
+    // Not `tokenizer`: that is `halubench run`'s flag for the local judge.
+    let tokenizer = match table.remove("rule-tokenizer") {
+        None => None,
+        Some(toml::Value::String(path)) => Some(PathBuf::from(path)),
+        Some(other) => bail!(
+            "{}: `rule-tokenizer` = {other} must be the path of a Llama-3 tokenizer.json",
+            file.display()
+        ),
+    };
+    let tolerance_pp = match table.remove("tolerance") {
+        None => DEFAULT_TOLERANCE_PP,
+        Some(value) => match value.as_float().or(value.as_integer().map(|n| n as f64)) {
+            Some(pp) if (0.0..=100.0).contains(&pp) => pp,
+            _ => bail!(
+                "{}: `tolerance` = {value} must be a number of percentage points from 0 to 100",
+                file.display()
+            ),
+        },
+    };
+    let default_rule = rule(file, "the top level", table.remove(RULE_KEY))?;
+    if table.contains_key(PAPER_KEY) {
+        bail!(
+            "{}: `paper` belongs in a [[judge]] table: each judge names its own row of Table 3",
+            file.display()
+        );
+    }
     // Checked once here, so that a bad shared key is reported as such.
     flags(file, "the top level", &table)?;
     let mut judges: Vec<Judge> = Vec::new();
@@ -175,6 +281,23 @@ fn read_suite(file: &Path) -> anyhow::Result<Vec<Judge>> {
         if judges.iter().any(|j| j.name == name) {
             bail!("{}: two judges are named `{name}`", file.display());
         }
+        let rule = match entry.remove(RULE_KEY) {
+            None => default_rule,
+            given => rule(file, &where_, given)?,
+        };
+        let paper = match entry.remove(PAPER_KEY) {
+            None => None,
+            Some(toml::Value::String(model)) => {
+                halubench_score::paper::paper_row(&model).map_err(|e| {
+                    anyhow::anyhow!("{}: judge `{name}`: paper: {e}", file.display())
+                })?;
+                Some(PaperTarget { model, rule })
+            }
+            Some(other) => bail!(
+                "{}: judge `{name}`: paper = {other} must name a row of Table 3, e.g. \"GPT-4o\"",
+                file.display()
+            ),
+        };
         // A judge's own keys replace the shared ones (`json-mode = false`, another `limit`).
         let mut merged = table.clone();
         merged.extend(entry);
@@ -190,9 +313,31 @@ fn read_suite(file: &Path) -> anyhow::Result<Vec<Judge>> {
         judges.push(Judge {
             name,
             args: parsed.run,
+            paper,
         });
     }
-    Ok(judges)
+    Ok(Suite {
+        judges,
+        tokenizer,
+        tolerance_pp,
+    })
+}
+
+/// The reproduction verdicts' default tolerance, as `compare --tolerance`'s.
+const DEFAULT_TOLERANCE_PP: f64 = 1.0;
+
+/// A `rule` value (`paper` when absent).
+fn rule(file: &Path, where_: &str, value: Option<toml::Value>) -> anyhow::Result<AccuracyRule> {
+    match value {
+        None => Ok(AccuracyRule::Paper),
+        Some(toml::Value::String(name)) => name
+            .parse()
+            .map_err(|e| anyhow::anyhow!("{}: {where_}: rule: {e}", file.display())),
+        Some(other) => bail!(
+            "{}: {where_}: rule = {other} must be a string: paper, exclude-invalid or lynx-script",
+            file.display()
+        ),
+    }
 }
 
 /// TOML keys and values as command-line flags: `limit = 5` is `--limit 5`, `json-mode =

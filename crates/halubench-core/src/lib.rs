@@ -139,6 +139,37 @@ pub struct Judgement {
     /// for judges that give one; never derived from the verdict alone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub p_fail: Option<f64>,
+    /// The RAGAS judge's working: both replies, the statement count and the score. Absent
+    /// for every other judge (and in journals written before it existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ragas: Option<RagasTrace>,
+}
+
+/// What the RAGAS faithfulness judge did for one example, journaled so that its verdict can
+/// be checked (and read again under another threshold) without calling the model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RagasTrace {
+    /// Answer sentences sent for statement generation (after `paper` mode's period filter).
+    pub sentences: usize,
+    /// The statement-generation reply that was used: the repaired one after a repair
+    /// request. Empty when no call was made (no sentence to send).
+    pub statements_reply: String,
+    /// The verification reply that was used; `None` when there was no statement to verify
+    /// or the statements could not be read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verification_reply: Option<String>,
+    /// Replies that were not valid JSON of the asked shape and got a repair request, in
+    /// the order they came.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rejected_replies: Vec<String>,
+    /// Standalone statements the model made of the answer.
+    pub statements: usize,
+    /// Statements the model found directly inferable from the passage.
+    pub supported: usize,
+    /// `supported / statements`; `None` when there is no score (no statements, or a reply
+    /// that stayed malformed after its repair): ragas' NaN.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score: Option<f64>,
 }
 
 /// Tokens spent on one call, as the judge reported them.
@@ -177,6 +208,7 @@ impl Judgement {
             model: None,
             cached: false,
             p_fail: None,
+            ragas: None,
         }
     }
 

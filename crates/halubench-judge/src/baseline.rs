@@ -169,6 +169,7 @@ impl BaselineJudge {
             // The share of the answer's content the passage does not support: the score the
             // verdict thresholds (before the stray-number rule).
             p_fail: Some(1.0 - assessment.support()),
+            ragas: None,
         }
     }
 }

@@ -10,13 +10,14 @@
 
 pub mod baseline;
 pub mod prompt;
+pub mod ragas;
 pub mod verdict;
 
 use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
-use halubench_core::{Example, JudgeInfo, Usage, Verdict};
+use halubench_core::{Example, JudgeInfo, RagasTrace, Usage, Verdict};
 
 pub use baseline::{Assessment, BaselineJudge};
 pub use prompt::PromptTemplate;
@@ -44,6 +45,9 @@ pub struct Reply {
     /// The judge's probability, in [0, 1], that the answer is a hallucination, when it has
     /// one (see `Judgement::p_fail`).
     pub p_fail: Option<f64>,
+    /// The RAGAS judge's working (both replies, statement count, score); `None` for every
+    /// other judge.
+    pub ragas: Option<RagasTrace>,
 }
 
 /// A judge of (question, passage, answer) triples.
@@ -73,6 +77,14 @@ pub trait Judge: Send + Sync {
     /// refused a request parameter, say), one line each.
     fn notes(&self) -> Vec<String> {
         Vec::new()
+    }
+
+    /// A reply served from the response cache, as this judge reads it now. The cache keeps
+    /// what the model said, never a verdict, and reads the verdict from the text with
+    /// [`parse_verdict`]; a judge whose verdict comes from elsewhere (the RAGAS judge: a
+    /// score against its threshold) sets it again here. The default keeps the reply as is.
+    fn reread_cached(&self, reply: Reply) -> Reply {
+        reply
     }
 
     /// Judges one example. An unusable reply is `Ok` with `Verdict::Invalid`; `Err` means

@@ -131,7 +131,7 @@ fn check_placeholders(template: &str, text: &str) -> Result<(), JudgeError> {
     }
 }
 
-fn hex_sha256(text: &str) -> String {
+pub(crate) fn hex_sha256(text: &str) -> String {
     let digest = Sha256::digest(text.as_bytes());
     let mut hex = String::with_capacity(digest.len() * 2);
     for byte in digest {

@@ -7,6 +7,9 @@
 //! A server that rejects the parameter gets the call again without it, once, and never
 //! again for the rest of the run ([`OpenAiJudge::logprobs_disabled`]).
 //!
+//! The RAGAS faithfulness judge ([`RagasJudge`]) speaks to the same endpoints through the
+//! same [`Endpoint`] code: two or more chat calls per example instead of one.
+//!
 //! It makes one HTTP request per call (two when the server rejects `logprobs`) and
 //! classifies what went wrong (worth a retry or not, and how long the server asked us to
 //! wait). It does not retry, cache or limit concurrency: the runner does, for every judge
@@ -18,6 +21,7 @@
 //! before it becomes a reply or an error.
 
 mod confidence;
+mod ragas;
 mod retry_after;
 
 use std::collections::BTreeMap;
@@ -32,6 +36,7 @@ use serde::Deserialize;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
+pub use ragas::{RagasJudge, RagasSettings};
 pub use retry_after::parse_retry_after;
 
 /// The largest response body read; a larger one fails the call (`JudgeError::Rejected`)
@@ -139,27 +144,45 @@ pub enum OpenAiError {
     Header { name: String, reason: String },
     #[error("cannot build the HTTP client: {0}")]
     Client(String),
+    #[error("invalid RAGAS threshold {0}: it must lie strictly between 0 and 1")]
+    Threshold(f64),
 }
 
 pub struct OpenAiJudge {
-    client: reqwest::Client,
-    settings: OpenAiSettings,
+    endpoint: Endpoint,
     template: PromptTemplate,
-    next_base: AtomicUsize,
     /// Set when a server rejected the `logprobs` parameter: not sent again in this run.
     logprobs_rejected: AtomicBool,
-    /// Every secret this judge sends, longest first: scrubbed from whatever the server or
-    /// the HTTP client says before it can reach a journal, a report or stderr.
-    secrets: Vec<String>,
 }
 
 impl fmt::Debug for OpenAiJudge {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("OpenAiJudge")
-            .field("settings", &self.settings)
+            .field("settings", &self.endpoint.settings)
             .field("template", &self.template.name())
             .finish_non_exhaustive()
     }
+}
+
+/// The HTTP side shared by this crate's judges: the client, the base URLs taken in turn,
+/// the secrets to scrub, the body cap, and how a failed call is classified (worth a retry or
+/// not, the wait a server asked for).
+struct Endpoint {
+    client: reqwest::Client,
+    settings: OpenAiSettings,
+    next_base: AtomicUsize,
+    /// Every secret this judge sends, longest first: scrubbed from whatever the server or
+    /// the HTTP client says before it can reach a journal, a report or stderr.
+    secrets: Vec<String>,
+}
+
+/// One chat completion, everything taken from the server already scrubbed of secrets.
+struct Completion {
+    content: String,
+    /// The raw `logprobs` object of the first choice, when the server sent one.
+    logprobs: Option<serde_json::Value>,
+    usage: Option<Usage>,
+    model: Option<String>,
 }
 
 impl OpenAiJudge {
@@ -167,6 +190,88 @@ impl OpenAiJudge {
         settings: OpenAiSettings,
         template: PromptTemplate,
     ) -> Result<OpenAiJudge, OpenAiError> {
+        Ok(OpenAiJudge {
+            endpoint: Endpoint::new(settings)?,
+            template,
+            logprobs_rejected: AtomicBool::new(false),
+        })
+    }
+
+    /// The request body for an example as the settings ask for it: what is sent (less the
+    /// `logprobs` fields once a server has rejected them, see
+    /// [`logprobs_disabled`](Self::logprobs_disabled)), and what the response cache keys on.
+    pub fn request_body(&self, example: &Example) -> serde_json::Value {
+        let messages = json!([{"role": "user", "content": self.template.render(example)}]);
+        let mut body = self.endpoint.chat_body(messages);
+        if self.endpoint.settings.logprobs {
+            body["logprobs"] = json!(true);
+            body["top_logprobs"] = json!(TOP_LOGPROBS);
+        }
+        body
+    }
+
+    /// Whether `logprobs` was asked for but a server rejected it, so that it is no longer
+    /// sent and replies have no `p_fail`.
+    pub fn logprobs_disabled(&self) -> bool {
+        self.endpoint.settings.logprobs && self.logprobs_rejected.load(Ordering::Relaxed)
+    }
+
+    /// `text` with every secret this judge sends (the API key, header values, and the
+    /// [`SafeUrl::secrets`] of each base URL) replaced by `***`. Secrets shorter than
+    /// [`SafeUrl::MIN_SECRET_CHARS`] are left alone: scrubbing them would mangle the text.
+    pub fn redact(&self, text: &str) -> String {
+        self.endpoint.redact(text)
+    }
+
+    /// One line naming the base URLs that would carry a credential (the API key, a
+    /// header, or a userinfo or query in the URL itself) unencrypted over `http://` to a
+    /// host other than this machine; `None` when there are none. The line has no
+    /// `warning:` prefix: the caller adds its own.
+    pub fn insecure_credentials_warning(&self) -> Option<String> {
+        self.endpoint.insecure_credentials_warning()
+    }
+
+    async fn call(&self, example: &Example) -> Result<Reply, JudgeError> {
+        let endpoint = &self.endpoint;
+        let url = endpoint.next_base_url().join("chat/completions");
+        let mut body = self.request_body(example);
+        let mut with_logprobs = endpoint.settings.logprobs;
+        if with_logprobs && self.logprobs_disabled() {
+            without_logprobs(&mut body);
+            with_logprobs = false;
+        }
+        let (mut status, mut retry_after, mut text) = endpoint.post(&url, &body).await?;
+        if with_logprobs && rejects_logprobs(status, &text) {
+            // This server does not do logprobs: the same call again without them, and
+            // every later call goes without them from the start.
+            self.logprobs_rejected.store(true, Ordering::Relaxed);
+            without_logprobs(&mut body);
+            with_logprobs = false;
+            (status, retry_after, text) = endpoint.post(&url, &body).await?;
+        }
+        let completion = endpoint.completion(&url, status, retry_after, &text)?;
+        let raw = completion.content;
+        let verdict = parse_verdict(&raw);
+        let p_fail = completion
+            .logprobs
+            .filter(|_| with_logprobs)
+            .as_ref()
+            .and_then(confidence::tokens)
+            .and_then(|tokens| confidence::p_fail(&tokens, verdict.verdict));
+        Ok(Reply {
+            verdict: verdict.verdict,
+            invalid_reason: verdict.invalid.map(|r| r.as_str().to_string()),
+            raw,
+            usage: completion.usage,
+            model: completion.model,
+            p_fail,
+            ragas: None,
+        })
+    }
+}
+
+impl Endpoint {
+    fn new(settings: OpenAiSettings) -> Result<Endpoint, OpenAiError> {
         if settings.base_urls.is_empty() {
             return Err(OpenAiError::NoBaseUrl);
         }
@@ -198,54 +303,34 @@ impl OpenAiJudge {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| OpenAiError::Client(scrub(&secrets, &error_chain(e))))?;
-        Ok(OpenAiJudge {
+        Ok(Endpoint {
             client,
             settings,
-            template,
             next_base: AtomicUsize::new(0),
-            logprobs_rejected: AtomicBool::new(false),
             secrets,
         })
     }
 
-    /// The request body for an example as the settings ask for it: what is sent (less the
-    /// `logprobs` fields once a server has rejected them, see
-    /// [`logprobs_disabled`](Self::logprobs_disabled)), and what the response cache keys on.
-    pub fn request_body(&self, example: &Example) -> serde_json::Value {
+    /// A request body for `messages` with the settings' model, sampling and reply format
+    /// (no `logprobs`: the judge that wants them adds them).
+    fn chat_body(&self, messages: serde_json::Value) -> serde_json::Value {
         let mut body = json!({
             "model": self.settings.model,
-            "messages": [{"role": "user", "content": self.template.render(example)}],
+            "messages": messages,
             "temperature": self.settings.temperature,
             "max_tokens": self.settings.max_tokens,
         });
         if self.settings.json_mode {
             body["response_format"] = json!({"type": "json_object"});
         }
-        if self.settings.logprobs {
-            body["logprobs"] = json!(true);
-            body["top_logprobs"] = json!(TOP_LOGPROBS);
-        }
         body
     }
 
-    /// Whether `logprobs` was asked for but a server rejected it, so that it is no longer
-    /// sent and replies have no `p_fail`.
-    pub fn logprobs_disabled(&self) -> bool {
-        self.settings.logprobs && self.logprobs_rejected.load(Ordering::Relaxed)
-    }
-
-    /// `text` with every secret this judge sends (the API key, header values, and the
-    /// [`SafeUrl::secrets`] of each base URL) replaced by `***`. Secrets shorter than
-    /// [`SafeUrl::MIN_SECRET_CHARS`] are left alone: scrubbing them would mangle the text.
-    pub fn redact(&self, text: &str) -> String {
+    fn redact(&self, text: &str) -> String {
         scrub(&self.secrets, text)
     }
 
-    /// One line naming the base URLs that would carry a credential (the API key, a
-    /// header, or a userinfo or query in the URL itself) unencrypted over `http://` to a
-    /// host other than this machine; `None` when there are none. The line has no
-    /// `warning:` prefix: the caller adds its own.
-    pub fn insecure_credentials_warning(&self) -> Option<String> {
+    fn insecure_credentials_warning(&self) -> Option<String> {
         let s = &self.settings;
         let key = s.api_key.as_ref().is_some_and(|ApiKey(k)| !k.is_empty());
         let exposed: Vec<&SafeUrl> = s
@@ -366,29 +451,28 @@ impl OpenAiJudge {
         Ok((status, retry_after, text))
     }
 
-    async fn call(&self, example: &Example) -> Result<Reply, JudgeError> {
+    /// One chat call with `body` on the next base URL: the whole exchange, classified.
+    async fn chat(&self, body: &serde_json::Value) -> Result<Completion, JudgeError> {
         let url = self.next_base_url().join("chat/completions");
-        let mut body = self.request_body(example);
-        let mut with_logprobs = self.settings.logprobs;
-        if with_logprobs && self.logprobs_disabled() {
-            without_logprobs(&mut body);
-            with_logprobs = false;
-        }
-        let (mut status, mut retry_after, mut text) = self.post(&url, &body).await?;
-        if with_logprobs && rejects_logprobs(status, &text) {
-            // This server does not do logprobs: the same call again without them, and
-            // every later call goes without them from the start.
-            self.logprobs_rejected.store(true, Ordering::Relaxed);
-            without_logprobs(&mut body);
-            with_logprobs = false;
-            (status, retry_after, text) = self.post(&url, &body).await?;
-        }
-        let body = text;
+        let (status, retry_after, text) = self.post(&url, body).await?;
+        self.completion(&url, status, retry_after, &text)
+    }
+
+    /// A response read as a chat completion: an error status classified (429 throttled;
+    /// 408 and 5xx unavailable, worth a retry; any other rejected), a body that is not a
+    /// completion unavailable, and everything the server says scrubbed of our secrets.
+    fn completion(
+        &self,
+        url: &SafeUrl,
+        status: reqwest::StatusCode,
+        retry_after: Option<Duration>,
+        body: &str,
+    ) -> Result<Completion, JudgeError> {
         if !status.is_success() {
             let reason = self.redact(&format!(
                 "HTTP {} from {url}: {}",
                 status.as_u16(),
-                snippet(&self.redact(&body))
+                snippet(&self.redact(body))
             ));
             return Err(match status.as_u16() {
                 429 => JudgeError::Throttled {
@@ -403,11 +487,11 @@ impl OpenAiJudge {
             });
         }
         let parsed: ChatResponse =
-            serde_json::from_str(&body).map_err(|e| JudgeError::Unavailable {
+            serde_json::from_str(body).map_err(|e| JudgeError::Unavailable {
                 // serde's message may quote a piece of the body too.
                 reason: self.redact(&format!(
                     "malformed response from {url}: {e}: {}",
-                    snippet(&self.redact(&body))
+                    snippet(&self.redact(body))
                 )),
                 retry_after: None,
             })?;
@@ -422,29 +506,20 @@ impl OpenAiJudge {
                 retry_after: None,
             });
         };
-        let raw = self.redact(&content);
-        let verdict = parse_verdict(&raw);
-        let p_fail = logprobs
-            .filter(|_| with_logprobs)
-            .as_ref()
-            .and_then(confidence::tokens)
-            .and_then(|tokens| confidence::p_fail(&tokens, verdict.verdict));
-        Ok(Reply {
-            verdict: verdict.verdict,
-            invalid_reason: verdict.invalid.map(|r| r.as_str().to_string()),
-            raw,
+        Ok(Completion {
+            content: self.redact(&content),
+            logprobs,
             usage: parsed.usage.map(|u| Usage {
                 prompt_tokens: u.prompt_tokens,
                 completion_tokens: u.completion_tokens,
             }),
             model: parsed.model.map(|m| self.redact(&m)),
-            p_fail,
         })
     }
-}
 
-impl Judge for OpenAiJudge {
-    fn info(&self) -> JudgeInfo {
+    /// The settings every judge of this endpoint records in `run.toml`: where, which model,
+    /// how it samples, never a secret (the key's variable name and header names only).
+    fn info_settings(&self) -> BTreeMap<String, String> {
         let s = &self.settings;
         let mut settings = BTreeMap::from([
             (
@@ -459,9 +534,7 @@ impl Judge for OpenAiJudge {
             ("temperature".to_string(), s.temperature.to_string()),
             ("max_tokens".to_string(), s.max_tokens.to_string()),
             ("json_mode".to_string(), s.json_mode.to_string()),
-            ("logprobs".to_string(), s.logprobs.to_string()),
             ("timeout_s".to_string(), s.timeout.as_secs_f64().to_string()),
-            ("template".to_string(), self.template.name().to_string()),
         ]);
         if let Some(env) = &s.api_key_env {
             settings.insert("api_key_env".to_string(), env.clone());
@@ -470,6 +543,52 @@ impl Judge for OpenAiJudge {
             let names: Vec<&str> = s.headers.iter().map(|h| h.name.as_str()).collect();
             settings.insert("header_names".to_string(), names.join(" "));
         }
+        settings
+    }
+
+    /// `GET /models` on every base URL: a wrong URL or a dead replica fails the run in
+    /// seconds. A server without that route (404/405) is up, which is all we ask.
+    async fn health(&self) -> Result<(), JudgeError> {
+        for base in &self.settings.base_urls {
+            let url = base.join("models");
+            let response = self
+                .send(self.client.get(url.expose_secret()), &url)
+                .await?;
+            let status = response.status().as_u16();
+            if status == 401 || status == 403 {
+                return Err(JudgeError::Rejected {
+                    reason: format!("HTTP {status} from {url}: check the API key"),
+                });
+            }
+            if status >= 500 {
+                return Err(JudgeError::Unavailable {
+                    reason: format!("HTTP {status} from {url}"),
+                    retry_after: None,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The base URLs in full (secrets and all) for a cache key, which keeps only a digest:
+    /// two endpoints may serve different weights under one model name.
+    fn cache_urls(&self) -> Vec<&str> {
+        self.settings
+            .base_urls
+            .iter()
+            .map(SafeUrl::expose_secret)
+            .collect()
+    }
+}
+
+impl Judge for OpenAiJudge {
+    fn info(&self) -> JudgeInfo {
+        let mut settings = self.endpoint.info_settings();
+        settings.insert(
+            "logprobs".to_string(),
+            self.endpoint.settings.logprobs.to_string(),
+        );
+        settings.insert("template".to_string(), self.template.name().to_string());
         JudgeInfo {
             name: "openai".to_string(),
             prompt_sha256: Some(self.template.sha256().to_string()),
@@ -480,42 +599,16 @@ impl Judge for OpenAiJudge {
     /// `GET /models` on every base URL: a wrong URL or a dead replica fails the run in
     /// seconds. A server without that route (404/405) is up, which is all we ask.
     fn health(&self) -> BoxFuture<'_, Result<(), JudgeError>> {
-        Box::pin(async move {
-            for base in &self.settings.base_urls {
-                let url = base.join("models");
-                let response = self
-                    .send(self.client.get(url.expose_secret()), &url)
-                    .await?;
-                let status = response.status().as_u16();
-                if status == 401 || status == 403 {
-                    return Err(JudgeError::Rejected {
-                        reason: format!("HTTP {status} from {url}: check the API key"),
-                    });
-                }
-                if status >= 500 {
-                    return Err(JudgeError::Unavailable {
-                        reason: format!("HTTP {status} from {url}"),
-                        retry_after: None,
-                    });
-                }
-            }
-            Ok(())
-        })
+        Box::pin(self.endpoint.health())
     }
 
     fn cache_key(&self, example: &Example) -> Option<String> {
         // The key covers every byte that shapes the reply; the URLs are included because
         // two endpoints may serve different weights under one model name. They go in whole
         // (only a digest of them is kept), as they always have, so old caches still hit.
-        let base_urls: Vec<&str> = self
-            .settings
-            .base_urls
-            .iter()
-            .map(SafeUrl::expose_secret)
-            .collect();
         let key = json!({
             "judge": "openai",
-            "base_urls": base_urls,
+            "base_urls": self.endpoint.cache_urls(),
             "body": self.request_body(example),
             "template_sha256": self.template.sha256(),
         });
@@ -529,7 +622,7 @@ impl Judge for OpenAiJudge {
         let chars = self.template.render(example).chars().count() as u64;
         Some(Usage {
             prompt_tokens: chars.div_ceil(4),
-            completion_tokens: u64::from(self.settings.max_tokens),
+            completion_tokens: u64::from(self.endpoint.settings.max_tokens),
         })
     }
 

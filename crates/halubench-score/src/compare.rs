@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use halubench_core::{Judgement, Table, task_heading, task_order};
+use halubench_core::{Judgement, Table, markdown_cell, task_heading, task_order};
 use serde::Serialize;
 
 use crate::ScoreError;
@@ -19,6 +19,8 @@ use crate::bootstrap::{
 };
 use crate::metrics::{Report, metrics};
 use crate::pairs::{Pair, pair_up};
+use crate::paper::PaperComparison;
+use crate::rule::AccuracyRule;
 use crate::significance::{McNemar, holm, mcnemar_pairs};
 
 /// One judge's judgements, under the name the comparison shows.
@@ -164,6 +166,13 @@ pub struct Comparison {
     pub judges: Vec<JudgeScores>,
     pub pairs: Vec<PairedComparison>,
     pub bootstrap: BootstrapConfig,
+    /// The accuracy rule the judges' rows were read under ([`crate::rule::apply`], by the
+    /// caller; `paper` unless it says otherwise).
+    pub rule: AccuracyRule,
+    /// Judges set beside rows of the paper's Table 3, each under its own rule; empty (and
+    /// absent from the JSON) when none is. Filled by the caller, who knows the rows.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub reproduction: Vec<PaperComparison>,
 }
 
 /// Scores every entrant and compares each later one with the first. An error when two
@@ -194,6 +203,8 @@ pub fn compare(
         judges,
         pairs,
         bootstrap: *config,
+        rule: AccuracyRule::Paper,
+        reproduction: Vec::new(),
     })
 }
 
@@ -336,6 +347,30 @@ impl Comparison {
         Some(auroc_table("judge", &tasks, rows, cell))
     }
 
+    /// The rule and each task's denominator, as a sentence: every judge is scored on the
+    /// same rows, so one count per task.
+    pub fn rule_statement(&self) -> String {
+        let rows: Vec<String> = self
+            .judges
+            .first()
+            .map(|j| {
+                let mut tasks: Vec<(&String, usize)> =
+                    j.metrics.tasks.iter().map(|(t, m)| (t, m.n)).collect();
+                tasks.sort_by_key(|(t, _)| task_order(t));
+                tasks
+                    .into_iter()
+                    .map(|(t, n)| format!("{} {n}", task_heading(t)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        format!(
+            "Rule: {}: {}. Rows per task: {}.",
+            self.rule,
+            self.rule.description(),
+            rows.join(", ")
+        )
+    }
+
     /// The accuracy table and, per pair, the tests, with what they mean; the AUROC tables
     /// only when some judge has `p_fail`.
     pub fn to_markdown(&self) -> String {
@@ -349,6 +384,7 @@ impl Comparison {
              every row alike. Intervals: stratified bootstrap, {} resamples, seed {}.",
             self.bootstrap.resamples, self.bootstrap.seed
         );
+        let _ = writeln!(out, "\n{}", markdown_cell(&self.rule_statement()));
         if let Some(table) = self.auroc_table() {
             let _ = writeln!(
                 out,

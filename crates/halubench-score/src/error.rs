@@ -42,4 +42,10 @@ pub enum ScoreError {
 
     #[error("tolerance must be a finite, non-negative number of percentage points, not {0}")]
     InvalidTolerance(f64),
+
+    #[error("the {rule} rule needs {missing}")]
+    RuleInput {
+        rule: crate::rule::AccuracyRule,
+        missing: String,
+    },
 }

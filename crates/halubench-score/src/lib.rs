@@ -21,10 +21,12 @@ mod pairs;
 pub mod paper;
 pub mod ranking;
 mod rng;
+pub mod rule;
 pub mod significance;
 pub mod votes;
 
 pub use error::ScoreError;
+pub use rule::AccuracyRule;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -160,11 +162,32 @@ pub struct Summary {
     /// of the tasks' scores).
     #[serde(flatten)]
     pub confidence: ConfidenceScores,
-    /// Keyed by the dataset's `source_ds` spelling.
+    /// Keyed by the dataset's `source_ds` spelling. Each task's `n` is the denominator the
+    /// rule left.
     pub tasks: BTreeMap<String, TaskScore>,
+    /// The accuracy rule the scores follow (absent from summaries written before rules were
+    /// recorded, which all followed `paper`).
+    #[serde(default)]
+    pub rule: AccuracyRule,
+    /// Rows the rule left out of each task's denominator; absent when none.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub dropped: BTreeMap<String, usize>,
 }
 
 impl Summary {
+    /// The summary of one run under `rule` (see [`rule::apply`]).
+    pub fn under_rule(
+        rule: AccuracyRule,
+        judgements: &[Judgement],
+        lengths: Option<&rule::PromptLengths>,
+    ) -> Result<Summary, ScoreError> {
+        let ruled = rule::apply(rule, &[judgements], lengths)?;
+        let mut summary = Summary::from_judgements(ruled.runs.first().into_iter().flatten());
+        summary.rule = rule;
+        summary.dropped = ruled.dropped;
+        Ok(summary)
+    }
+
     /// The accuracy and confidence scores are [`metrics::metrics`]'s, reshaped; only the
     /// token totals and the reasons for INVALID are counted here.
     pub fn from_judgements<'a>(judgements: impl IntoIterator<Item = &'a Judgement>) -> Summary {
@@ -198,6 +221,8 @@ impl Summary {
                 .iter()
                 .map(|(task, m)| (task.clone(), TaskScore::from_metrics(m)))
                 .collect(),
+            rule: AccuracyRule::Paper,
+            dropped: BTreeMap::new(),
         }
     }
 
@@ -253,6 +278,16 @@ impl Summary {
             ),
             row("n", &|t| t.n.to_string(), self.n.to_string()),
         ];
+        if !self.dropped.is_empty() {
+            let mut cells = vec!["dropped by the rule".to_string()];
+            cells.extend(
+                tasks
+                    .iter()
+                    .map(|(name, _)| self.dropped.get(*name).copied().unwrap_or(0).to_string()),
+            );
+            cells.push(self.dropped.values().sum::<usize>().to_string());
+            rows.push(cells);
+        }
         if self.confidence.n_scored > 0 {
             let score = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.3}"));
             rows.extend([
@@ -304,9 +339,11 @@ impl Summary {
         let _ = writeln!(
             out,
             "\nOverall is the unweighted mean of the tasks present (the paper's rule); over all {} rows \
-             accuracy is {:.1}%. INVALID replies count as wrong.",
+             accuracy is {:.1}%.\n\nRule: {}: {}; n is each task's denominator.",
             self.n,
-            self.overall_micro * 100.0
+            self.overall_micro * 100.0,
+            self.rule,
+            self.rule.description()
         );
         if !self.invalid_reasons.is_empty() {
             let reasons: Vec<String> = self

@@ -1,5 +1,6 @@
 //! The Lynx paper's Table 3 (Ravi et al., 2024, arXiv 2407.08488) as data, and a comparison
-//! of a run's per-task accuracies with one of its rows.
+//! of a run's per-task accuracies with one of its rows: a cell is consistent with the paper
+//! when the paper's value lies inside the run's bootstrap interval widened by a tolerance.
 //!
 //! The paper's Overall is the unweighted mean of the six task accuracies, but several
 //! reported Overall values are not the mean of their own cells, beyond what rounding the cells
@@ -9,10 +10,11 @@
 
 use std::collections::BTreeMap;
 
-use halubench_core::{PAPER_TASKS, Table, task_heading};
+use halubench_core::{PAPER_TASKS, Table, markdown_cell, task_heading};
 use serde::Serialize;
 
 use crate::ScoreError;
+use crate::rule::AccuracyRule;
 
 /// One row of Table 3: accuracy in percent, as printed.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -112,6 +114,76 @@ pub fn table_3() -> BTreeMap<&'static str, &'static PaperRow> {
     TABLE_3.iter().map(|row| (row.model, row)).collect()
 }
 
+/// Rows of each paper task in the full HaluBench test split, in the order of
+/// [`PAPER_TASKS`]: 14,900 in all.
+pub const HALUBENCH_TASK_ROWS: [usize; 6] = [10_000, 900, 1_000, 1_000, 1_000, 1_000];
+
+/// Whether the paper's number is what the run measured, up to its uncertainty.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Reproduction {
+    /// The paper's value lies inside the run's interval widened by the tolerance.
+    Consistent,
+    /// It lies outside.
+    Differs,
+}
+
+impl Reproduction {
+    fn judge(paper_pct: f64, lower_pct: f64, upper_pct: f64, tolerance_pp: f64) -> Reproduction {
+        let slack = tolerance_pp + FLOAT_SLACK_PP;
+        if lower_pct - slack <= paper_pct && paper_pct <= upper_pct + slack {
+            Reproduction::Consistent
+        } else {
+            Reproduction::Differs
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reproduction::Consistent => "consistent",
+            Reproduction::Differs => "differs",
+        }
+    }
+}
+
+/// A run's accuracy on one task with its bootstrap interval (fractions 0–1), and how many
+/// of the task's rows the run selected (before an accuracy rule dropped any).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RunTask {
+    pub interval: crate::bootstrap::Interval,
+    pub selected: usize,
+}
+
+/// One paper cell beside the run. Values are percentages.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CellComparison {
+    /// The paper's value (for Overall: the mean of its six cells).
+    pub paper: f64,
+    /// The run's accuracy and its bootstrap interval; `None` when the run lacks the task.
+    pub estimate: Option<f64>,
+    pub lower: Option<f64>,
+    pub upper: Option<f64>,
+    /// `estimate − paper`, in percentage points.
+    pub diff_pp: Option<f64>,
+    /// Whether `paper` lies in `[lower − tolerance, upper + tolerance]`.
+    pub verdict: Option<Reproduction>,
+}
+
+impl CellComparison {
+    fn new(paper: f64, run: Option<crate::bootstrap::Interval>, tolerance_pp: f64) -> Self {
+        let pct = run.map(|i| (i.estimate * 100.0, i.lower * 100.0, i.upper * 100.0));
+        CellComparison {
+            paper,
+            estimate: pct.map(|p| p.0),
+            lower: pct.map(|p| p.1),
+            upper: pct.map(|p| p.2),
+            diff_pp: pct.map(|p| p.0 - paper),
+            verdict: pct
+                .map(|(_, lower, upper)| Reproduction::judge(paper, lower, upper, tolerance_pp)),
+        }
+    }
+}
+
 /// One task of a run beside the paper.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TaskComparison {
@@ -119,82 +191,109 @@ pub struct TaskComparison {
     pub task: String,
     /// The paper's column heading.
     pub heading: String,
-    pub paper_pct: f64,
-    /// `None` when the run has no rows of this task.
-    pub run_pct: Option<f64>,
-    /// `run − paper`, in percentage points.
-    pub diff_pp: Option<f64>,
-    pub within_tolerance: Option<bool>,
+    #[serde(flatten)]
+    pub cell: CellComparison,
+    /// Rows of this task the run selected; `None` when it has none.
+    pub selected: Option<usize>,
+    /// Rows of this task in HaluBench.
+    pub task_rows: usize,
+}
+
+impl TaskComparison {
+    /// Whether the run judged fewer rows than HaluBench has: its number then estimates the
+    /// paper's from a sample, and the interval says how well.
+    pub fn partial(&self) -> bool {
+        self.selected.is_some_and(|n| n < self.task_rows)
+    }
 }
 
 /// The run's Overall beside the paper's.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct OverallComparison {
+    /// The mean of the paper's six cells against the run's Overall and its interval; the
+    /// run's is `None` unless it has all six tasks, since an Overall over fewer tasks is
+    /// another quantity.
+    #[serde(flatten)]
+    pub cell: CellComparison,
     /// The Overall the paper prints.
-    pub paper_reported_pct: f64,
-    /// The mean of the paper's six cells.
-    pub paper_mean_of_cells_pct: f64,
-    /// The mean of the run's accuracies on the six paper tasks; `None` unless the run has
-    /// all six, since an Overall over fewer tasks is another quantity.
-    pub run_pct: Option<f64>,
-    /// `run − mean of the paper's cells`, in percentage points: the like-for-like difference.
-    pub diff_pp: Option<f64>,
+    pub paper_reported: f64,
     /// `run − reported Overall`, in percentage points.
     pub diff_from_reported_pp: Option<f64>,
-    /// Judged on `diff_pp`.
-    pub within_tolerance: Option<bool>,
 }
 
-/// A run set beside one row of Table 3.
+/// A run set beside one row of Table 3: what `compare.json` lists under `reproduction`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PaperComparison {
-    pub model: String,
+    /// The run's name.
+    pub judge: String,
+    /// The row of Table 3.
+    pub paper: String,
     pub tolerance_pp: f64,
-    /// The six paper tasks, in the paper's column order.
-    pub tasks: Vec<TaskComparison>,
+    /// The accuracy rule the run's numbers follow.
+    pub rule: AccuracyRule,
+    /// The six paper tasks, keyed by `source_ds`.
+    pub tasks: BTreeMap<String, TaskComparison>,
     pub overall: OverallComparison,
     /// Caveats a reader needs: a reported Overall that is not the mean of its cells, paper
-    /// tasks the run lacks, run tasks the paper lacks.
+    /// tasks the run lacks, tasks only partly covered, run tasks the paper lacks.
     pub notes: Vec<String>,
 }
 
 impl PaperComparison {
-    /// The paper's row, the run's (named `judge`) and their difference, per task and Overall.
-    pub fn table(&self, judge: &str) -> Table {
-        let cell = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.1}"));
-        let diff = |v: Option<f64>, within: Option<bool>| match (v, within) {
-            (Some(v), Some(false)) => format!("{v:+.1} (beyond tolerance)"),
-            (Some(v), _) => format!("{v:+.1}"),
-            (None, _) => "-".to_string(),
-        };
-        let mut header = vec![String::new()];
-        header.extend(self.tasks.iter().map(|t| t.heading.clone()));
-        header.push("Overall".to_string());
-        let mut paper = vec!["paper".to_string()];
-        paper.extend(self.tasks.iter().map(|t| format!("{:.1}", t.paper_pct)));
-        paper.push(format!("{:.1}", self.overall.paper_mean_of_cells_pct));
-        let mut run = vec![judge.to_string()];
-        run.extend(self.tasks.iter().map(|t| cell(t.run_pct)));
-        run.push(cell(self.overall.run_pct));
-        let mut difference = vec!["difference (pp)".to_string()];
-        difference.extend(
-            self.tasks
-                .iter()
-                .map(|t| diff(t.diff_pp, t.within_tolerance)),
-        );
-        difference.push(diff(self.overall.diff_pp, self.overall.within_tolerance));
-        Table {
-            header,
-            rows: vec![paper, run, difference],
-        }
+    /// The six tasks in the paper's column order.
+    pub fn ordered_tasks(&self) -> Vec<&TaskComparison> {
+        PAPER_TASKS
+            .iter()
+            .filter_map(|(task, _)| self.tasks.get(*task))
+            .collect()
     }
 
-    /// The tolerance and the notes, as sentences.
+    /// Per task and Overall: the paper's value, the run's, its interval, the verdict and the
+    /// rows the run covers.
+    pub fn table(&self) -> Table {
+        let tasks = self.ordered_tasks();
+        let mut header = vec![String::new()];
+        header.extend(tasks.iter().map(|t| t.heading.clone()));
+        header.push("Overall".to_string());
+        let cells = || tasks.iter().map(|t| &t.cell).chain([&self.overall.cell]);
+        let one = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.1}"));
+        let row = |label: &str, cell: &dyn Fn(&CellComparison) -> String| {
+            let mut row = vec![label.to_string()];
+            row.extend(cells().map(cell));
+            row
+        };
+        let mut rows = vec![
+            row("paper", &|c| format!("{:.1}", c.paper)),
+            row(&self.judge, &|c| one(c.estimate)),
+            row("interval", &|c| match (c.lower, c.upper) {
+                (Some(l), Some(u)) => format!("[{l:.1}, {u:.1}]"),
+                _ => "-".to_string(),
+            }),
+            row("verdict", &|c| {
+                c.verdict
+                    .map_or("-".to_string(), |v| v.as_str().to_string())
+            }),
+        ];
+        let mut covered = vec!["rows judged".to_string()];
+        covered.extend(tasks.iter().map(|t| match t.selected {
+            Some(n) if n < t.task_rows => format!("{n} of {}", t.task_rows),
+            Some(n) => n.to_string(),
+            None => "-".to_string(),
+        }));
+        covered.push(String::new());
+        rows.push(covered);
+        Table { header, rows }
+    }
+
+    /// The rule, the tolerance and the notes, as sentences.
     pub fn explanation(&self) -> String {
         let mut text = format!(
-            "Tolerance: {} percentage points; the paper's Overall here is the mean of its six \
-             cells.",
-            self.tolerance_pp
+            "A cell is consistent when the paper's value lies inside the run's bootstrap \
+             interval widened by {} pp on each side, and differs otherwise. The paper's \
+             Overall here is the mean of its six cells. Rule: {}: {}.",
+            self.tolerance_pp,
+            self.rule,
+            self.rule.description()
         );
         for note in &self.notes {
             text.push_str(&format!(" Note: {note}."));
@@ -203,32 +302,88 @@ impl PaperComparison {
     }
 
     /// [`Self::table`] as markdown under a heading.
-    pub fn to_markdown(&self, judge: &str) -> String {
+    pub fn to_markdown(&self) -> String {
         format!(
-            "## {judge} beside the paper's {}\n\n{}\n{}\n",
-            self.model,
-            self.table(judge).to_markdown(),
-            self.explanation()
+            "## {} beside the paper's {}\n\n{}\n{}\n",
+            markdown_cell(&self.judge),
+            markdown_cell(&self.paper),
+            self.table().to_markdown(),
+            markdown_cell(&self.explanation())
         )
     }
 
-    /// Whether every task the run has, and the Overall if it has one, is within tolerance.
-    pub fn all_within_tolerance(&self) -> bool {
+    /// Whether every cell the run has, Overall included, is consistent with the paper.
+    pub fn all_consistent(&self) -> bool {
         self.tasks
-            .iter()
-            .filter_map(|t| t.within_tolerance)
-            .chain(self.overall.within_tolerance)
-            .all(|within| within)
+            .values()
+            .map(|t| &t.cell)
+            .chain([&self.overall.cell])
+            .filter_map(|c| c.verdict)
+            .all(|v| v == Reproduction::Consistent)
     }
 }
 
-/// Sets a run's per-task accuracies (fractions 0–1, keyed by `source_ds`, for example
-/// [`crate::metrics::Report::task_accuracies`]) beside the paper's row for `model`. A task
-/// counts as within tolerance when `|run − paper| ≤ tolerance_pp` percentage points.
+/// One table of several reproductions, a row per judge and paper column (the six tasks,
+/// then Overall): the judge, its row of Table 3, the paper's value, ours, our interval, the
+/// verdict, the rule, and the rows judged. What `suite run` writes as reproduction.md/csv.
+pub fn reproduction_table(comparisons: &[PaperComparison]) -> Table {
+    let mut table = Table::new([
+        "judge",
+        "paper row",
+        "task",
+        "paper (%)",
+        "ours (%)",
+        "interval",
+        "verdict",
+        "rule",
+        "rows judged",
+    ]);
+    let one = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.1}"));
+    for c in comparisons {
+        let cells = c
+            .ordered_tasks()
+            .into_iter()
+            .map(|t| {
+                let rows = t.selected.map_or("-".to_string(), |n| {
+                    if n < t.task_rows {
+                        format!("{n} of {}", t.task_rows)
+                    } else {
+                        n.to_string()
+                    }
+                });
+                (t.heading.as_str(), &t.cell, rows)
+            })
+            .chain([("Overall", &c.overall.cell, String::new())]);
+        for (task, cell, rows) in cells {
+            table.push([
+                c.judge.clone(),
+                c.paper.clone(),
+                task.to_string(),
+                format!("{:.1}", cell.paper),
+                one(cell.estimate),
+                match (cell.lower, cell.upper) {
+                    (Some(l), Some(u)) => format!("[{l:.1}, {u:.1}]"),
+                    _ => "-".to_string(),
+                },
+                cell.verdict.map_or("-", Reproduction::as_str).to_string(),
+                c.rule.to_string(),
+                rows,
+            ]);
+        }
+    }
+    table
+}
+
+/// Sets a run (named `judge`: its per-task accuracy intervals, keyed by `source_ds`, and its
+/// Overall interval) beside the paper's row for `model`. A cell is consistent when the
+/// paper's value lies inside the run's interval widened by `tolerance_pp` on each side.
 ///
 /// An error for a model not in the table, or a tolerance that is negative or not finite.
 pub fn compare_with_paper(
-    run_accuracies: &BTreeMap<String, f64>,
+    judge: &str,
+    run: &BTreeMap<String, RunTask>,
+    overall: crate::bootstrap::Interval,
+    rule: AccuracyRule,
     model: &str,
     tolerance_pp: f64,
 ) -> Result<PaperComparison, ScoreError> {
@@ -236,22 +391,20 @@ pub fn compare_with_paper(
         return Err(ScoreError::InvalidTolerance(tolerance_pp));
     }
     let row = paper_row(model)?;
-    let within = |diff: f64| diff.abs() <= tolerance_pp + FLOAT_SLACK_PP;
-
-    let tasks: Vec<TaskComparison> = PAPER_TASKS
+    let tasks: BTreeMap<String, TaskComparison> = PAPER_TASKS
         .iter()
         .zip(row.accuracies)
-        .map(|(&(task, heading), paper_pct)| {
-            let run_pct = run_accuracies.get(task).map(|accuracy| accuracy * 100.0);
-            let diff_pp = run_pct.map(|run| run - paper_pct);
-            TaskComparison {
+        .zip(HALUBENCH_TASK_ROWS)
+        .map(|((&(task, heading), paper_pct), task_rows)| {
+            let cell = run.get(task);
+            let comparison = TaskComparison {
                 task: task.to_string(),
                 heading: heading.to_string(),
-                paper_pct,
-                run_pct,
-                diff_pp,
-                within_tolerance: diff_pp.map(within),
-            }
+                cell: CellComparison::new(paper_pct, cell.map(|c| c.interval), tolerance_pp),
+                selected: cell.map(|c| c.selected),
+                task_rows,
+            };
+            (task.to_string(), comparison)
         })
         .collect();
 
@@ -266,18 +419,30 @@ pub fn compare_with_paper(
             row.reported_overall - row.mean_of_cells(),
         ));
     }
-    let missing: Vec<&str> = tasks
-        .iter()
-        .filter(|t| t.run_pct.is_none())
-        .map(|t| t.heading.as_str())
-        .collect();
+    let headings = |pick: &dyn Fn(&TaskComparison) -> bool| -> Vec<&str> {
+        PAPER_TASKS
+            .iter()
+            .filter_map(|(task, _)| tasks.get(*task))
+            .filter(|t| pick(t))
+            .map(|t| t.heading.as_str())
+            .collect()
+    };
+    let missing = headings(&|t| t.selected.is_none());
     if !missing.is_empty() {
         notes.push(format!(
             "the run has no rows of {}; Overall is not compared",
             missing.join(", ")
         ));
     }
-    let extra: Vec<&str> = run_accuracies
+    let partial = headings(&|t| t.partial());
+    if !partial.is_empty() {
+        notes.push(format!(
+            "the run covers only part of {}: those numbers estimate the paper's from a sample, \
+             and their intervals say how closely",
+            partial.join(", ")
+        ));
+    }
+    let extra: Vec<&str> = run
         .keys()
         .filter(|task| row.accuracy(task).is_none())
         .map(|task| task_heading(task))
@@ -289,21 +454,22 @@ pub fn compare_with_paper(
         ));
     }
 
-    let run_overall = missing
-        .is_empty()
-        .then(|| tasks.iter().filter_map(|t| t.run_pct).sum::<f64>() / tasks.len() as f64);
-    let overall = OverallComparison {
-        paper_reported_pct: row.reported_overall,
-        paper_mean_of_cells_pct: row.mean_of_cells(),
-        run_pct: run_overall,
-        diff_pp: run_overall.map(|run| run - row.mean_of_cells()),
-        diff_from_reported_pp: run_overall.map(|run| run - row.reported_overall),
-        within_tolerance: run_overall.map(|run| within(run - row.mean_of_cells())),
-    };
-
-    Ok(PaperComparison {
-        model: row.model.to_string(),
+    let complete = missing.is_empty();
+    let cell = CellComparison::new(
+        row.mean_of_cells(),
+        complete.then_some(overall),
         tolerance_pp,
+    );
+    let overall = OverallComparison {
+        diff_from_reported_pp: cell.estimate.map(|run| run - row.reported_overall),
+        paper_reported: row.reported_overall,
+        cell,
+    };
+    Ok(PaperComparison {
+        judge: judge.to_string(),
+        paper: row.model.to_string(),
+        tolerance_pp,
+        rule,
         tasks,
         overall,
         notes,
@@ -313,18 +479,51 @@ pub fn compare_with_paper(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bootstrap::Interval;
 
     fn close(a: f64, b: f64) -> bool {
         (a - b).abs() < 1e-9
     }
 
-    /// A run whose accuracies are exactly a paper row's cells.
-    fn run_like(row: &PaperRow) -> BTreeMap<String, f64> {
+    fn point(v: f64) -> Interval {
+        Interval {
+            estimate: v,
+            lower: v,
+            upper: v,
+        }
+    }
+
+    /// A run of every HaluBench row whose accuracies are exactly a paper row's cells, with
+    /// zero-width intervals.
+    fn run_like(row: &PaperRow) -> BTreeMap<String, RunTask> {
         PAPER_TASKS
             .iter()
             .zip(row.accuracies)
-            .map(|((task, _), pct)| (task.to_string(), pct / 100.0))
+            .zip(HALUBENCH_TASK_ROWS)
+            .map(|(((task, _), pct), rows)| {
+                let cell = RunTask {
+                    interval: point(pct / 100.0),
+                    selected: rows,
+                };
+                (task.to_string(), cell)
+            })
             .collect()
+    }
+
+    fn compare(
+        run: &BTreeMap<String, RunTask>,
+        model: &str,
+        tolerance: f64,
+    ) -> Result<PaperComparison, ScoreError> {
+        let overall = run.values().map(|t| t.interval.estimate).sum::<f64>() / 6.0;
+        compare_with_paper(
+            "run",
+            run,
+            point(overall),
+            AccuracyRule::Paper,
+            model,
+            tolerance,
+        )
     }
 
     #[test]
@@ -343,6 +542,7 @@ mod tests {
             paper_row("lynx-8b"),
             Err(ScoreError::UnknownModel { .. })
         ));
+        assert_eq!(HALUBENCH_TASK_ROWS.iter().sum::<usize>(), 14_900);
     }
 
     #[test]
@@ -350,8 +550,7 @@ mod tests {
         let claude = paper_row("Claude-3-Sonnet").expect("row");
         assert!(close(claude.mean_of_cells(), 495.5 / 6.0));
         assert!(!claude.overall_is_consistent());
-        let comparison =
-            compare_with_paper(&run_like(claude), "Claude-3-Sonnet", 0.5).expect("compare");
+        let comparison = compare(&run_like(claude), "Claude-3-Sonnet", 0.5).expect("compare");
         assert!(
             comparison
                 .notes
@@ -361,12 +560,15 @@ mod tests {
             comparison.notes
         );
         // A run equal to the cells matches the cells' mean, not the printed Overall.
-        assert!(close(comparison.overall.diff_pp.expect("overall"), 0.0));
+        assert!(close(
+            comparison.overall.cell.diff_pp.expect("overall"),
+            0.0
+        ));
         assert!(close(
             comparison.overall.diff_from_reported_pp.expect("overall"),
             495.5 / 6.0 - 78.8
         ));
-        assert!(comparison.all_within_tolerance());
+        assert!(comparison.all_consistent());
     }
 
     #[test]
@@ -374,38 +576,105 @@ mod tests {
         for model in ["GPT-4o", "Lynx (8B)", "Lynx (70B)", "Llama-3-Instruct-70B"] {
             let row = paper_row(model).expect("row");
             assert!(row.overall_is_consistent(), "{model}");
-            let comparison = compare_with_paper(&run_like(row), model, 0.0).expect("compare");
+            let comparison = compare(&run_like(row), model, 0.0).expect("compare");
             assert!(
                 comparison.notes.is_empty(),
                 "{model}: {:?}",
                 comparison.notes
             );
-            assert!(comparison.all_within_tolerance(), "{model}");
+            assert!(comparison.all_consistent(), "{model}");
         }
     }
 
+    /// Paper 77.8 on DROP against intervals just inside and just outside, with and without
+    /// tolerance: the verdict turns where the widened interval's edge crosses 77.8.
     #[test]
-    fn differences_are_in_percentage_points_with_a_tolerance() {
+    fn verdicts_turn_at_the_widened_interval_edges() {
+        let lynx = paper_row("Lynx (8B)").expect("row");
+        let with_drop = |lower: f64, upper: f64| {
+            let mut run = run_like(lynx);
+            run.insert(
+                "DROP".to_string(),
+                RunTask {
+                    interval: Interval {
+                        estimate: (lower + upper) / 2.0,
+                        lower,
+                        upper,
+                    },
+                    selected: 1_000,
+                },
+            );
+            run
+        };
+        for (lower, upper, tolerance, expected) in [
+            (0.700, 0.790, 0.0, Reproduction::Consistent),
+            (0.777, 0.790, 0.0, Reproduction::Consistent),
+            (0.779, 0.790, 0.0, Reproduction::Differs),
+            (0.790, 0.850, 0.0, Reproduction::Differs),
+            (0.790, 0.850, 1.2, Reproduction::Consistent),
+            (0.790, 0.850, 1.1, Reproduction::Differs),
+            (0.700, 0.768, 1.0, Reproduction::Consistent),
+            (0.700, 0.767, 1.0, Reproduction::Differs),
+            (0.778, 0.778, 0.0, Reproduction::Consistent),
+        ] {
+            let c = compare(&with_drop(lower, upper), "Lynx (8B)", tolerance).expect("compare");
+            assert_eq!(
+                c.tasks["DROP"].cell.verdict,
+                Some(expected),
+                "[{lower}, {upper}] ± {tolerance}"
+            );
+        }
+        // The estimate alone decides nothing: far from the paper, but the interval holds it.
+        let wide = compare(&with_drop(0.60, 0.80), "Lynx (8B)", 0.0).expect("compare");
+        assert!(close(wide.tasks["DROP"].cell.diff_pp.expect("diff"), -7.8));
+        assert_eq!(
+            wide.tasks["DROP"].cell.verdict,
+            Some(Reproduction::Consistent)
+        );
+    }
+
+    #[test]
+    fn missing_partial_and_extra_tasks_are_noted() {
         let mut run = run_like(paper_row("Lynx (8B)").expect("row"));
-        run.insert("DROP".to_string(), 0.800); // paper 77.8: +2.2 pp
-        run.insert("halueval".to_string(), 0.850); // paper 85.7: −0.7 pp
         run.remove("pubmedQA");
-        run.insert("custom".to_string(), 0.5);
-        let c = compare_with_paper(&run, "Lynx (8B)", 1.0).expect("compare");
-        let by_task: BTreeMap<&str, &TaskComparison> =
-            c.tasks.iter().map(|t| (t.task.as_str(), t)).collect();
-        assert!(close(by_task["DROP"].diff_pp.expect("diff"), 2.2));
-        assert_eq!(by_task["DROP"].within_tolerance, Some(false));
-        assert!(close(by_task["halueval"].diff_pp.expect("diff"), -0.7));
-        assert_eq!(by_task["halueval"].within_tolerance, Some(true));
-        assert_eq!(by_task["pubmedQA"].run_pct, None);
-        assert_eq!(by_task["pubmedQA"].within_tolerance, None);
-        assert_eq!(c.tasks[0].heading, "HaluEval", "paper column order");
-        assert_eq!(c.overall.run_pct, None);
-        assert!(!c.all_within_tolerance());
-        assert_eq!(c.notes.len(), 2, "{:?}", c.notes);
+        if let Some(drop) = run.get_mut("DROP") {
+            drop.selected = 13;
+        }
+        run.insert(
+            "custom".to_string(),
+            RunTask {
+                interval: point(0.5),
+                selected: 5,
+            },
+        );
+        let c = compare(&run, "Lynx (8B)", 1.0).expect("compare");
+        assert_eq!(c.tasks["pubmedQA"].cell.estimate, None);
+        assert_eq!(c.tasks["pubmedQA"].cell.verdict, None);
+        assert!(c.tasks["DROP"].partial());
+        assert!(!c.tasks["halueval"].partial());
+        assert_eq!(c.overall.cell.estimate, None, "no Overall over five tasks");
+        assert_eq!(
+            c.ordered_tasks()[0].heading,
+            "HaluEval",
+            "paper column order"
+        );
+        assert_eq!(c.notes.len(), 3, "{:?}", c.notes);
         assert!(c.notes[0].contains("PubMedQA"));
-        assert!(c.notes[1].contains("custom"));
+        assert!(c.notes[1].contains("only part of DROP"));
+        assert!(c.notes[2].contains("custom"));
+        let md = c.to_markdown();
+        assert!(
+            md.contains("| rows judged | 10000 | 900 | 1000 | 13 of 1000 |"),
+            "{md}"
+        );
+        let json = serde_json::to_value(&c).unwrap_or_default();
+        let drop = &json["tasks"]["DROP"];
+        for key in ["paper", "estimate", "lower", "upper", "verdict"] {
+            assert!(!drop[key].is_null(), "{key}: {drop}");
+        }
+        assert_eq!(drop["verdict"], "consistent");
+        assert_eq!(json["judge"], "run");
+        assert_eq!(json["paper"], "Lynx (8B)");
     }
 
     #[test]
@@ -413,7 +682,7 @@ mod tests {
         let run = BTreeMap::new();
         for bad in [-0.1, f64::NAN, f64::INFINITY] {
             assert!(matches!(
-                compare_with_paper(&run, "GPT-4o", bad),
+                compare(&run, "GPT-4o", bad),
                 Err(ScoreError::InvalidTolerance(_))
             ));
         }

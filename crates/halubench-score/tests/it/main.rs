@@ -22,13 +22,15 @@
 use std::collections::BTreeMap;
 
 use halubench_core::{Judgement, Label, Verdict};
+use halubench_score::AccuracyRule;
 use halubench_score::Summary;
 use halubench_score::bootstrap::{BootstrapConfig, bootstrap_accuracy, paired_bootstrap};
 use halubench_score::metrics::{Confusion, Metrics, VerdictCounts, metrics};
-use halubench_score::paper::compare_with_paper;
+use halubench_score::paper::{Reproduction, RunTask, compare_with_paper};
 use halubench_score::significance::{holm, mcnemar_exact, mcnemar_judges};
 
 mod ranking;
+mod rule;
 
 const TOLERANCE: f64 = 1e-9;
 
@@ -267,20 +269,42 @@ fn bootstrap_intervals_bracket_the_reference_accuracies() {
 }
 
 #[test]
-fn a_report_sets_beside_the_paper() {
-    let report = metrics(&reference_judgements());
-    let mut accuracies: BTreeMap<String, f64> = report.task_accuracies();
-    accuracies.insert("RAGTruth".to_string(), 0.80);
-    let comparison = compare_with_paper(&accuracies, "Lynx (8B)", 2.0).expect("row exists");
-    let ragtruth = &comparison.tasks[1];
-    assert_eq!(ragtruth.heading, "RAGTruth");
-    assert_close("RAGTruth diff", ragtruth.diff_pp.unwrap_or(f64::NAN), 0.0);
-    assert_eq!(ragtruth.within_tolerance, Some(true));
-    let drop = &comparison.tasks[3];
+fn a_run_sets_beside_the_paper_by_its_intervals() {
+    let judgements = reference_judgements();
+    let report = metrics(&judgements);
+    let intervals = bootstrap_accuracy(&judgements, &BootstrapConfig::with_seed(7)).expect("ok");
+    let run: BTreeMap<String, RunTask> = intervals
+        .tasks
+        .iter()
+        .map(|(task, interval)| {
+            let selected = report.tasks[task].n;
+            (
+                task.clone(),
+                RunTask {
+                    interval: *interval,
+                    selected,
+                },
+            )
+        })
+        .collect();
+    let comparison = compare_with_paper(
+        "reference",
+        &run,
+        intervals.overall_macro,
+        AccuracyRule::Paper,
+        "Lynx (8B)",
+        2.0,
+    )
+    .expect("row exists");
+    let drop = &comparison.tasks["DROP"];
     assert_close(
         "DROP diff",
-        drop.diff_pp.unwrap_or(f64::NAN),
+        drop.cell.diff_pp.unwrap_or(f64::NAN),
         DROP.accuracy * 100.0 - 77.8,
     );
-    assert_eq!(drop.within_tolerance, Some(false));
+    // 41.4% on 70 rows: the paper's 77.8 is far outside even the widened interval.
+    assert_eq!(drop.cell.verdict, Some(Reproduction::Differs));
+    assert!(drop.partial());
+    assert_eq!(comparison.tasks["RAGTruth"].cell.verdict, None);
+    assert_eq!(comparison.overall.cell.estimate, None);
 }

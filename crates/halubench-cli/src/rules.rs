@@ -1,0 +1,80 @@
+//! Accuracy rules (`--rule`) in the commands: which runs a rule can read, and each example's
+//! Lynx prompt length in Llama-3 tokens, which the `lynx-script` rule drops rows by. The official script counted the user message (the rendered Lynx prompt)
+//! with the Llama-3 tokenizer, as `len(tokenizer.encode(message))` does; so does this, with
+//! the same `tokenizer.json`, whatever prompt the run itself used: the rule reproduces the
+//! script's selection of rows.
+
+use std::path::Path;
+
+use anyhow::anyhow;
+use halubench_core::RunManifest;
+use halubench_data::{HubSettings, Registry};
+use halubench_score::AccuracyRule;
+use halubench_score::rule::PromptLengths;
+
+use crate::RuleArgs;
+use crate::loaded_runs;
+
+/// Where the tokenizer comes from when `--tokenizer` does not say: Lynx-8B's own.
+#[cfg(feature = "local")]
+const LYNX_TOKENIZER: &str = "PatronusAI/Llama-3-Patronus-Lynx-8B-Instruct/tokenizer.json";
+
+/// Refuses to read a run under a rule that does not fit its judge: `lynx-script` re-reads
+/// reply text in the Lynx format, which only the openai and local judges write.
+pub fn check_fits(rule: AccuracyRule, judge: &str, run: &Path) -> anyhow::Result<()> {
+    if rule == AccuracyRule::LynxScript && !matches!(judge, "openai" | "local") {
+        anyhow::bail!(
+            "--rule lynx-script reads Lynx-format replies, and {} holds the {judge} judge's; \
+             use paper or exclude-invalid",
+            run.display()
+        );
+    }
+    Ok(())
+}
+
+/// The prompt lengths of the run's examples when one of `rules` needs them, else `None`.
+pub fn prompt_lengths(
+    registry: &Registry,
+    hub: &HubSettings,
+    manifest: &RunManifest,
+    args: &RuleArgs,
+    rules: &[AccuracyRule],
+) -> anyhow::Result<Option<PromptLengths>> {
+    if !rules.iter().any(|r| r.needs_prompt_lengths()) {
+        return Ok(None);
+    }
+    let texts = loaded_runs::example_texts(registry, hub, manifest)
+        .map_err(|why| anyhow!("--rule lynx-script needs the examples' texts: {why}"))?;
+    let template = halubench_judge::PromptTemplate::lynx();
+    let count = counter(args.tokenizer.as_deref(), hub)?;
+    let mut lengths = PromptLengths::with_capacity(texts.len());
+    for (id, example) in &texts {
+        lengths.insert(id.clone(), count(&template.render(example))?);
+    }
+    Ok(Some(lengths))
+}
+
+type Count = Box<dyn Fn(&str) -> anyhow::Result<usize>>;
+
+#[cfg(feature = "local")]
+fn counter(tokenizer: Option<&Path>, hub: &HubSettings) -> anyhow::Result<Count> {
+    let path = match tokenizer {
+        Some(path) => path.to_path_buf(),
+        None => crate::model_files::resolve(LYNX_TOKENIZER, "main", hub).map_err(|e| {
+            anyhow!("--rule lynx-script: {e:#}; or name a Llama-3 tokenizer.json with --tokenizer")
+        })?,
+    };
+    let codec = halubench_candle::TextCodec::from_file(&path, None, &[])
+        .map_err(|e| anyhow!("--tokenizer {}: {e}", path.display()))?;
+    Ok(Box::new(move |text| {
+        Ok(codec.count_with_special_tokens(text)?)
+    }))
+}
+
+#[cfg(not(feature = "local"))]
+fn counter(_tokenizer: Option<&Path>, _hub: &HubSettings) -> anyhow::Result<Count> {
+    anyhow::bail!(
+        "--rule lynx-script counts tokens with the local judge's tokenizer, and this halubench \
+         was built without it (--no-default-features)"
+    )
+}
