@@ -159,7 +159,13 @@ pub fn run(
         }
     }
     if finished.len() > 1 || (finished.len() == 1 && failed.is_empty()) {
-        let runs = loaded_runs::load_runs(&finished)?;
+        let mut runs = loaded_runs::load_runs(&finished)?;
+        // The suite's own names: unique, and what the user wrote.
+        for run in &mut runs {
+            if let Some(name) = run.dir.file_name() {
+                run.name = name.to_string_lossy().into_owned();
+            }
+        }
         let warnings = loaded_runs::check_comparable(&runs)?;
         for warning in &warnings {
             eprintln!("warning: {warning}");

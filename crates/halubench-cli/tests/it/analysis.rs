@@ -234,13 +234,21 @@ fn suite_runs_each_judge_then_compares_and_resumes() {
     let out = halubench(dir.path(), &["suite", "run", "suite.toml", "--out", "s"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let compare = read(&dir.path().join("s/comparison/compare.md"));
-    // The shared threshold, and the judge's own one replacing it.
+    // Judges under the suite's names; the shared threshold, and the judge's own one
+    // replacing it (they differ on CovidQA).
     assert!(
-        compare.contains("baseline threshold=0.8")
-            && compare.contains("baseline threshold=0.5")
+        compare.contains("| strict | 46.2 [23.1, 69.2] | 60.0 ")
+            && compare.contains("| loose | 46.2 [23.1, 69.2] | 50.0 ")
             && compare.contains("| DROP |"),
         "{compare}"
     );
+    for (name, threshold) in [("strict", "0.8"), ("loose", "0.5")] {
+        let manifest = read(&dir.path().join("s").join(name).join("run.toml"));
+        assert!(
+            manifest.contains(&format!("threshold = \"{threshold}\"")),
+            "{manifest}"
+        );
+    }
     assert!(
         !compare.contains("HaluEval"),
         "--tasks applied to every judge"

@@ -7,6 +7,7 @@ mod kill_resume;
 #[cfg(feature = "local")]
 mod local;
 mod openai;
+mod paper_suite;
 mod ragas;
 #[cfg(feature = "local")]
 mod rules;

@@ -31,12 +31,12 @@ use crate::{halubench, read_json, sample_path, stderr};
 const COMPLETION_TOKENS: u64 = 20;
 
 /// The scripted server; `calls` counts chat requests (repairs included).
-struct RagasServer {
-    base_url: String,
+pub struct RagasServer {
+    pub base_url: String,
     calls: Arc<AtomicUsize>,
 }
 
-fn serve() -> RagasServer {
+pub fn serve() -> RagasServer {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let base_url = format!("http://{}/v1", listener.local_addr().expect("addr"));
     let calls = Arc::new(AtomicUsize::new(0));
