@@ -603,6 +603,7 @@ fn page(
             comparison.bootstrap.seed
         )),
         Block::Table(comparison.accuracy_table()),
+        Block::Paragraph(comparison.rule_statement()),
         Block::Paragraph("All rows pooled; the hallucination (FAIL) class is positive.".into()),
         Block::Table(verdict_metrics_table(comparison)),
     ];

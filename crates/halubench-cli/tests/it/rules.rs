@@ -120,8 +120,8 @@ fn one_journal_is_read_under_each_rule() {
     let out = halubench(dir.path(), &["score", "r", "--rule", "exclude-invalid"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let summary = read_json(&dir.path().join("r/summary.json"));
-    let want = expected(&lines, |l| l.verdict != "INVALID", |l| l.verdict.clone());
-    assert_summary(&summary, "exclude-invalid", &want);
+    let want_exclude = expected(&lines, |l| l.verdict != "INVALID", |l| l.verdict.clone());
+    assert_summary(&summary, "exclude-invalid", &want_exclude);
     let invalid = lines.iter().filter(|l| l.verdict == "INVALID").count();
     assert!(invalid > 0, "the fake judge gives some unparsable replies");
     assert_eq!(
@@ -204,6 +204,26 @@ fn one_journal_is_read_under_each_rule() {
     let text = crate::stdout(&out);
     assert!(
         text.contains("Rule: lynx-script") && text.contains("CovidQA 9"),
+        "{text}"
+    );
+
+    let out = halubench(
+        dir.path(),
+        &[
+            "gate",
+            "--baseline",
+            "r",
+            "--candidate",
+            "r",
+            "--rule",
+            "exclude-invalid",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = crate::stdout(&out);
+    let covid = want_exclude["covidQA"].0;
+    assert!(
+        text.contains("Rule: exclude-invalid") && text.contains(&format!("CovidQA {covid}")),
         "{text}"
     );
 
