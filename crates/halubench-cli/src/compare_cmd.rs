@@ -1,13 +1,16 @@
 //! `halubench compare`, `gate` and `export`.
 
+use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
+use halubench_core::markdown_cell;
 use halubench_data::{HubSettings, Registry};
 use halubench_score::compare::Entrant;
 use halubench_score::gate::{GateRule, gate as judge_gate};
+use halubench_score::rule;
 
 use crate::history;
 use crate::loaded_runs;
@@ -38,7 +41,7 @@ pub fn compare(registry: &Registry, hub: &HubSettings, args: &CompareArgs) -> an
         args.reports.dir.join(format!("compare-{stamp}"))
     });
     for run in &runs {
-        rules::check_fits(args.rule.rule, &run.manifest.judge.name, &run.dir)?;
+        rules::check_fits(args.rule.rule, &run.manifest.judge.name, run.dir.display())?;
     }
     let lengths = rules::prompt_lengths(
         registry,
@@ -100,7 +103,7 @@ pub fn gate(registry: &Registry, hub: &HubSettings, args: &GateArgs) -> anyhow::
     let runs = loaded_runs::load_runs(&[args.baseline.clone(), args.candidate.clone()])?;
     let warnings = loaded_runs::check_comparable(&runs)?;
     for run in &runs {
-        rules::check_fits(args.rule.rule, &run.manifest.judge.name, &run.dir)?;
+        rules::check_fits(args.rule.rule, &run.manifest.judge.name, run.dir.display())?;
     }
     // A call that got no reply is recorded as INVALID, which is right for accuracy but
     // would make an outage look like a regression.
@@ -127,7 +130,7 @@ pub fn gate(registry: &Registry, hub: &HubSettings, args: &GateArgs) -> anyhow::
         &args.rule,
         &[args.rule.rule],
     )?;
-    let ruled = halubench_score::rule::apply(
+    let ruled = rule::apply(
         args.rule.rule,
         &[&runs[0].judgements, &runs[1].judgements],
         lengths.as_ref(),
@@ -137,25 +140,31 @@ pub fn gate(registry: &Registry, hub: &HubSettings, args: &GateArgs) -> anyhow::
         judgements: &ruled.runs[i],
     });
     let outcome = judge_gate(&baseline, &candidate, &rule)?;
-    let mut rows: Vec<(&str, usize)> = Vec::new();
+    let mut rows: BTreeMap<String, usize> = BTreeMap::new();
     for judgement in &ruled.runs[0] {
-        match rows.iter_mut().find(|(task, _)| *task == judgement.task) {
-            Some((_, n)) => *n += 1,
-            None => rows.push((&judgement.task, 1)),
-        }
+        *rows.entry(judgement.task.clone()).or_default() += 1;
     }
-    rows.sort_by_key(|(task, _)| halubench_core::task_order(task));
-    let rows: Vec<String> = rows
-        .iter()
-        .map(|(task, n)| format!("{} {n}", halubench_core::task_heading(task)))
-        .collect();
     let mut markdown = outcome.to_markdown().trim_end().to_string();
     markdown.push_str(&format!(
-        "\n\nRule: {}: {}. Rows per task: {}.\n",
-        args.rule.rule,
-        args.rule.rule.description(),
-        rows.join(", ")
+        "\n\n{}\n",
+        markdown_cell(&rule::statement(args.rule.rule, &rows, &ruled.dropped))
     ));
+    // Rows without a verdict leave both runs under exclude-invalid, so a candidate that
+    // turns wrong answers into INVALID ones would pass: say so when it has more of them.
+    let invalid = |run: &loaded_runs::LoadedRun| {
+        run.judgements
+            .iter()
+            .filter(|j| j.verdict == halubench_core::Verdict::Invalid)
+            .count()
+    };
+    let (before, after) = (invalid(&runs[0]), invalid(&runs[1]));
+    let mut warnings = warnings;
+    if args.rule.rule == rule::AccuracyRule::ExcludeInvalid && after > before {
+        warnings.push(format!(
+            "the candidate has {after} rows without a verdict against the baseline's {before}; \
+             exclude-invalid leaves them out of this gate, so check them with --rule paper"
+        ));
+    }
     for warning in &warnings {
         markdown.push_str(&format!("\n**Warning:** {warning}\n"));
     }

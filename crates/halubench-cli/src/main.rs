@@ -184,7 +184,12 @@ struct CompareArgs {
     /// How far, in percentage points, the paper's value may lie outside the run's bootstrap
     /// interval and still be `consistent` (the paper rounds to 0.1 and its runs differ from
     /// ours in details no interval covers).
-    #[arg(long, default_value_t = 1.0, value_name = "PP", value_parser = number_in(0.0, 100.0))]
+    #[arg(
+        long,
+        default_value_t = halubench_score::paper::DEFAULT_TOLERANCE_PP,
+        value_name = "PP",
+        value_parser = number_in(0.0, 100.0)
+    )]
     tolerance: f64,
 
     #[command(flatten)]

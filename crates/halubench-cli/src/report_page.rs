@@ -6,8 +6,10 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
-use anyhow::Context;
-use halubench_core::{Example, Judgement, RunManifest, Table, markdown_cell, task_heading};
+use anyhow::{Context, bail};
+use halubench_core::{
+    Example, Judgement, PAPER_TASKS, RunManifest, Table, markdown_cell, task_heading,
+};
 use halubench_data::{HubSettings, Registry};
 use halubench_report::{
     Block, Chart, CurveSeries, Curves, ExampleCard, GroupedBars, Heatmap, Page, Reply, Section,
@@ -156,8 +158,16 @@ pub fn write_report(
             judgements: &r.judgements,
         })
         .collect();
+    if runs.iter().all(|r| r.judgements.is_empty()) {
+        bail!(
+            "the {} rule leaves no row to compare: {}",
+            options.reading.rule,
+            options.reading.rule.description()
+        );
+    }
     let mut comparison = compare(&entrants, &options.bootstrap)?;
     comparison.rule = options.reading.rule;
+    comparison.dropped = ruled.dropped;
     for ((run, judgements), target) in runs.iter().zip(&views).zip(&options.paper_rows) {
         if let Some(target) = target {
             let reproduced = reproduction(&run.name, judgements, target, options)?;
@@ -459,7 +469,8 @@ fn accuracy_chart(comparison: &Comparison, papers: &[PaperComparison]) -> anyhow
 }
 
 /// One run alone under its target's rule (its own INVALID rows, say, not the other judges'),
-/// with bootstrap intervals, set beside its row of Table 3.
+/// with bootstrap intervals over the paper's six tasks only (so Overall is their mean), set
+/// beside its row of Table 3.
 fn reproduction(
     name: &str,
     judgements: &[Judgement],
@@ -468,28 +479,37 @@ fn reproduction(
 ) -> anyhow::Result<PaperComparison> {
     let ruled = rule::apply(target.rule, &[judgements], options.reading.lengths)?;
     let kept = ruled.runs.first().map_or(&[][..], Vec::as_slice);
-    let intervals = bootstrap_accuracy(kept, &options.bootstrap)
-        .with_context(|| format!("`{name}` under the {} rule", target.rule))?;
-    let mut selected: BTreeMap<&str, usize> = BTreeMap::new();
+    let in_paper = |task: &str| PAPER_TASKS.iter().any(|(t, _)| *t == task);
+    let paper_rows: Vec<Judgement> = kept.iter().filter(|j| in_paper(&j.task)).cloned().collect();
+    // A rule can leave nothing to count (every answer INVALID): no estimate, not an error.
+    let intervals = match paper_rows.is_empty() {
+        true => None,
+        false => Some(
+            bootstrap_accuracy(&paper_rows, &options.bootstrap)
+                .with_context(|| format!("`{name}` under the {} rule", target.rule))?,
+        ),
+    };
+    let mut run: BTreeMap<String, RunTask> = BTreeMap::new();
     for judgement in judgements {
-        *selected.entry(judgement.task.as_str()).or_default() += 1;
+        let task = run.entry(judgement.task.clone()).or_insert(RunTask {
+            interval: intervals
+                .as_ref()
+                .and_then(|i| i.tasks.get(&judgement.task))
+                .copied(),
+            counted: 0,
+            selected: 0,
+        });
+        task.selected += 1;
     }
-    let run: BTreeMap<String, RunTask> = intervals
-        .tasks
-        .iter()
-        .map(|(task, interval)| {
-            let selected = selected.get(task.as_str()).copied().unwrap_or(0);
-            let cell = RunTask {
-                interval: *interval,
-                selected,
-            };
-            (task.clone(), cell)
-        })
-        .collect();
+    for judgement in kept {
+        if let Some(task) = run.get_mut(&judgement.task) {
+            task.counted += 1;
+        }
+    }
     Ok(compare_with_paper(
         name,
         &run,
-        intervals.overall_macro,
+        intervals.map(|i| i.overall_macro),
         target.rule,
         &target.model,
         options.tolerance_pp,
@@ -596,8 +616,7 @@ fn page(
     let mut overview = vec![
         Block::Paragraph(format!(
             "Accuracy (%) with {:.0}% stratified bootstrap intervals ({} resamples, seed {}). \
-             Overall is the unweighted mean of the tasks, the paper's rule; INVALID replies \
-             count as wrong.",
+             Overall is the unweighted mean of the tasks, as in the paper.",
             comparison.bootstrap.level * 100.0,
             comparison.bootstrap.resamples,
             comparison.bootstrap.seed

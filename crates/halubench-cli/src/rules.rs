@@ -1,8 +1,10 @@
 //! Accuracy rules (`--rule`) in the commands: which runs a rule can read, and each example's
-//! Lynx prompt length in Llama-3 tokens, which the `lynx-script` rule drops rows by. The official script counted the user message (the rendered Lynx prompt)
-//! with the Llama-3 tokenizer, as `len(tokenizer.encode(message))` does; so does this, with
-//! the same `tokenizer.json`, whatever prompt the run itself used: the rule reproduces the
-//! script's selection of rows.
+//! Lynx prompt length in Llama-3 tokens, which the `lynx-script` rule drops rows by.
+//!
+//! The official script counted the user message (the rendered Lynx prompt) with the Llama-3
+//! tokenizer, as `len(tokenizer.encode(message))` does; so does this, with the same
+//! `tokenizer.json`, whatever prompt the run itself used: the rule reproduces the script's
+//! selection of rows.
 
 use std::path::Path;
 
@@ -19,14 +21,22 @@ use crate::loaded_runs;
 #[cfg(feature = "local")]
 const LYNX_TOKENIZER: &str = "PatronusAI/Llama-3-Patronus-Lynx-8B-Instruct/tokenizer.json";
 
+/// The judges whose replies are text in the Lynx format, which a parser can read again.
+pub const LYNX_REPLY_JUDGES: [&str; 2] = ["openai", "local"];
+
 /// Refuses to read a run under a rule that does not fit its judge: `lynx-script` re-reads
-/// reply text in the Lynx format, which only the openai and local judges write.
-pub fn check_fits(rule: AccuracyRule, judge: &str, run: &Path) -> anyhow::Result<()> {
-    if rule == AccuracyRule::LynxScript && !matches!(judge, "openai" | "local") {
+/// reply text in the Lynx format, which only [`LYNX_REPLY_JUDGES`] write. `what` names the
+/// run (its directory, or a suite's judge).
+pub fn check_fits(
+    rule: AccuracyRule,
+    judge: &str,
+    what: impl std::fmt::Display,
+) -> anyhow::Result<()> {
+    if rule == AccuracyRule::LynxScript && !LYNX_REPLY_JUDGES.contains(&judge) {
         anyhow::bail!(
             "--rule lynx-script reads Lynx-format replies, and {} holds the {judge} judge's; \
              use paper or exclude-invalid",
-            run.display()
+            what
         );
     }
     Ok(())

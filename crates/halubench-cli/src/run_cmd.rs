@@ -464,6 +464,10 @@ pub fn rescore(
     if let Some(warning) = warning {
         eprintln!("warning: {warning}");
     }
+    // Checked before --reparse rewrites the journal, so a rule that cannot be applied
+    // changes nothing.
+    rules::check_fits(rule.rule, &manifest.judge.name, dir.display())?;
+    let lengths = rules::prompt_lengths(registry, hub, &manifest, rule, &[rule.rule])?;
     if reparse {
         reparse_journal(dir, &manifest, &mut judgements)?;
     }
@@ -475,8 +479,6 @@ pub fn rescore(
         );
     }
     let judgements = runner::latest_per_id(judgements);
-    rules::check_fits(rule.rule, &manifest.judge.name, dir)?;
-    let lengths = rules::prompt_lengths(registry, hub, &manifest, rule, &[rule.rule])?;
     let summary = Summary::under_rule(rule.rule, &judgements, lengths.as_ref())?;
     println!("{}", run_files::write_summaries(dir, &manifest, &summary)?);
     let history = dir.parent().map(|p| p.join(history::HISTORY));
@@ -497,7 +499,7 @@ fn reparse_journal(
     manifest: &RunManifest,
     judgements: &mut [halubench_core::Judgement],
 ) -> anyhow::Result<()> {
-    if !matches!(manifest.judge.name.as_str(), "openai" | "local") {
+    if !rules::LYNX_REPLY_JUDGES.contains(&manifest.judge.name.as_str()) {
         bail!(
             "--reparse: the {} judge's replies are not parsed from text; nothing to re-read",
             manifest.judge.name

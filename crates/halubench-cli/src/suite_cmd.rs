@@ -31,7 +31,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
-use clap::Parser;
+use clap::{Parser, ValueEnum as _};
 use halubench_data::{HubSettings, Registry};
 
 use crate::loaded_runs;
@@ -179,11 +179,6 @@ pub fn run(
             tokenizer,
         };
         let lengths = rules::prompt_lengths(registry, hub, &runs[0].manifest, &rule_args, &rules)?;
-        for (run, target) in runs.iter().zip(&targets) {
-            if let Some(target) = target {
-                rules::check_fits(target.rule, &run.manifest.judge.name, &run.dir)?;
-            }
-        }
         let comparison_dir = out.join("comparison");
         let markdown = report_page::write_comparison(
             &comparison_dir,
@@ -251,7 +246,7 @@ fn read_suite(file: &Path) -> anyhow::Result<Suite> {
         ),
     };
     let tolerance_pp = match table.remove("tolerance") {
-        None => DEFAULT_TOLERANCE_PP,
+        None => halubench_score::paper::DEFAULT_TOLERANCE_PP,
         Some(value) => match value.as_float().or(value.as_integer().map(|n| n as f64)) {
             Some(pp) if (0.0..=100.0).contains(&pp) => pp,
             _ => bail!(
@@ -316,6 +311,16 @@ fn read_suite(file: &Path) -> anyhow::Result<Suite> {
                 e.render().to_string().trim_end()
             )
         })?;
+        // A rule that cannot read this judge's replies fails now, not after every run.
+        if let Some(target) = &paper
+            && let Some(kind) = parsed.run.judge.to_possible_value()
+        {
+            rules::check_fits(
+                target.rule,
+                kind.get_name(),
+                format_args!("{}: judge `{name}`", file.display()),
+            )?;
+        }
         judges.push(Judge {
             name,
             args: parsed.run,
@@ -328,9 +333,6 @@ fn read_suite(file: &Path) -> anyhow::Result<Suite> {
         tolerance_pp,
     })
 }
-
-/// The reproduction verdicts' default tolerance, as `compare --tolerance`'s.
-const DEFAULT_TOLERANCE_PP: f64 = 1.0;
 
 /// A `rule` value (`paper` when absent).
 fn rule(file: &Path, where_: &str, value: Option<toml::Value>) -> anyhow::Result<AccuracyRule> {

@@ -167,8 +167,10 @@ pub struct Comparison {
     pub pairs: Vec<PairedComparison>,
     pub bootstrap: BootstrapConfig,
     /// The accuracy rule the judges' rows were read under ([`crate::rule::apply`], by the
-    /// caller; `paper` unless it says otherwise).
+    /// caller; `paper` unless it says otherwise), and the rows it dropped per task.
     pub rule: AccuracyRule,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub dropped: BTreeMap<String, usize>,
     /// Judges set beside rows of the paper's Table 3, each under its own rule; empty (and
     /// absent from the JSON) when none is. Filled by the caller, who knows the rows.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -204,6 +206,7 @@ pub fn compare(
         pairs,
         bootstrap: *config,
         rule: AccuracyRule::Paper,
+        dropped: BTreeMap::new(),
         reproduction: Vec::new(),
     })
 }
@@ -350,25 +353,18 @@ impl Comparison {
     /// The rule and each task's denominator, as a sentence: every judge is scored on the
     /// same rows, so one count per task.
     pub fn rule_statement(&self) -> String {
-        let rows: Vec<String> = self
+        let rows: BTreeMap<String, usize> = self
             .judges
             .first()
             .map(|j| {
-                let mut tasks: Vec<(&String, usize)> =
-                    j.metrics.tasks.iter().map(|(t, m)| (t, m.n)).collect();
-                tasks.sort_by_key(|(t, _)| task_order(t));
-                tasks
-                    .into_iter()
-                    .map(|(t, n)| format!("{} {n}", task_heading(t)))
+                j.metrics
+                    .tasks
+                    .iter()
+                    .map(|(t, m)| (t.clone(), m.n))
                     .collect()
             })
             .unwrap_or_default();
-        format!(
-            "Rule: {}: {}. Rows per task: {}.",
-            self.rule,
-            self.rule.description(),
-            rows.join(", ")
-        )
+        crate::rule::statement(self.rule, &rows, &self.dropped)
     }
 
     /// The accuracy table and, per pair, the tests, with what they mean; the AUROC tables

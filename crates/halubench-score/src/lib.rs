@@ -65,6 +65,12 @@ pub struct TaskScore {
     pub best_threshold: Option<f64>,
 }
 
+/// The mean, or 0 of nothing (a summary of no rows).
+fn mean(values: impl Iterator<Item = f64>) -> f64 {
+    let (sum, n) = values.fold((0.0, 0usize), |(s, n), v| (s + v, n + 1));
+    if n == 0 { 0.0 } else { sum / n as f64 }
+}
+
 fn is_zero(n: &usize) -> bool {
     *n == 0
 }
@@ -141,7 +147,8 @@ impl TaskScore {
 pub struct Summary {
     /// Rows judged.
     pub n: usize,
-    /// Unweighted mean of the task accuracies (the paper's "Overall").
+    /// Unweighted mean of the task accuracies (the paper's "Overall"), over the tasks with
+    /// rows left to count.
     pub overall_macro: f64,
     /// Accuracy over all rows, every row weighted equally.
     pub overall_micro: f64,
@@ -183,6 +190,18 @@ impl Summary {
     ) -> Result<Summary, ScoreError> {
         let ruled = rule::apply(rule, &[judgements], lengths)?;
         let mut summary = Summary::from_judgements(ruled.runs.first().into_iter().flatten());
+        // A task the rule emptied stays, with no rows: it was judged, and the reader must
+        // see that it is not in Overall.
+        for task in ruled.dropped.keys() {
+            summary.tasks.entry(task.clone()).or_default();
+        }
+        summary.overall_macro = mean(
+            summary
+                .tasks
+                .values()
+                .filter(|t| t.n > 0)
+                .map(|t| t.accuracy),
+        );
         summary.rule = rule;
         summary.dropped = ruled.dropped;
         Ok(summary)
@@ -258,7 +277,7 @@ impl Summary {
         let mut rows = vec![
             row(
                 "accuracy (%)",
-                &|t| pct(Some(t.accuracy)),
+                &|t| pct((t.n > 0).then_some(t.accuracy)),
                 pct(Some(self.overall_macro)),
             ),
             row(

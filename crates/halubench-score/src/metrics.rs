@@ -250,16 +250,6 @@ pub struct Report {
     pub overall_macro: f64,
 }
 
-impl Report {
-    /// Accuracy (0–1) of each task, the input [`crate::paper::compare_with_paper`] takes.
-    pub fn task_accuracies(&self) -> BTreeMap<String, f64> {
-        self.tasks
-            .iter()
-            .map(|(task, m)| (task.clone(), m.accuracy))
-            .collect()
-    }
-}
-
 /// Scores a set of judgements: metrics per task, pooled, and the macro Overall.
 pub fn metrics<'a>(judgements: impl IntoIterator<Item = &'a Judgement>) -> Report {
     let mut per_task: BTreeMap<String, Rows> = BTreeMap::new();
@@ -443,7 +433,7 @@ mod tests {
             assert_eq!(m.pass_accuracy, score.pass_accuracy);
             assert_eq!(m.fail_accuracy, score.fail_accuracy);
         }
-        assert_eq!(report.task_accuracies()["DROP"], 0.75);
+        assert_eq!(report.tasks["DROP"].accuracy, 0.75);
     }
 
     #[test]

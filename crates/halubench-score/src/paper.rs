@@ -114,6 +114,11 @@ pub fn table_3() -> BTreeMap<&'static str, &'static PaperRow> {
     TABLE_3.iter().map(|row| (row.model, row)).collect()
 }
 
+/// How far, in percentage points, the paper's value may lie outside a run's interval and
+/// still be consistent, unless the user says otherwise: the paper rounds to 0.1, and its
+/// runs differ from ours in details no interval covers.
+pub const DEFAULT_TOLERANCE_PP: f64 = 1.0;
+
 /// Rows of each paper task in the full HaluBench test split, in the order of
 /// [`PAPER_TASKS`]: 14,900 in all.
 pub const HALUBENCH_TASK_ROWS: [usize; 6] = [10_000, 900, 1_000, 1_000, 1_000, 1_000];
@@ -129,7 +134,7 @@ pub enum Reproduction {
 }
 
 impl Reproduction {
-    fn judge(paper_pct: f64, lower_pct: f64, upper_pct: f64, tolerance_pp: f64) -> Reproduction {
+    fn classify(paper_pct: f64, lower_pct: f64, upper_pct: f64, tolerance_pp: f64) -> Reproduction {
         let slack = tolerance_pp + FLOAT_SLACK_PP;
         if lower_pct - slack <= paper_pct && paper_pct <= upper_pct + slack {
             Reproduction::Consistent
@@ -146,11 +151,12 @@ impl Reproduction {
     }
 }
 
-/// A run's accuracy on one task with its bootstrap interval (fractions 0–1), and how many
-/// of the task's rows the run selected (before an accuracy rule dropped any).
+/// A run's accuracy on one task with its bootstrap interval (fractions 0–1; `None` when the
+/// rule left no row to count), the rows the rule counted, and the rows the run selected.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RunTask {
-    pub interval: crate::bootstrap::Interval,
+    pub interval: Option<crate::bootstrap::Interval>,
+    pub counted: usize,
     pub selected: usize,
 }
 
@@ -179,7 +185,7 @@ impl CellComparison {
             upper: pct.map(|p| p.2),
             diff_pp: pct.map(|p| p.0 - paper),
             verdict: pct
-                .map(|(_, lower, upper)| Reproduction::judge(paper, lower, upper, tolerance_pp)),
+                .map(|(_, lower, upper)| Reproduction::classify(paper, lower, upper, tolerance_pp)),
         }
     }
 }
@@ -195,6 +201,8 @@ pub struct TaskComparison {
     pub cell: CellComparison,
     /// Rows of this task the run selected; `None` when it has none.
     pub selected: Option<usize>,
+    /// Of those, the rows the rule counted: the denominator.
+    pub counted: Option<usize>,
     /// Rows of this task in HaluBench.
     pub task_rows: usize,
 }
@@ -204,6 +212,24 @@ impl TaskComparison {
     /// paper's from a sample, and the interval says how well.
     pub fn partial(&self) -> bool {
         self.selected.is_some_and(|n| n < self.task_rows)
+    }
+
+    /// The denominator, and the rows judged where the rule dropped some or the run covers
+    /// part of the task: `9 counted of 30 judged of 1000`, `30 of 1000`, `1000`.
+    pub fn rows_cell(&self) -> String {
+        let (Some(counted), Some(selected)) = (self.counted, self.selected) else {
+            return "-".to_string();
+        };
+        let judged = if selected < self.task_rows {
+            format!("{selected} of {}", self.task_rows)
+        } else {
+            selected.to_string()
+        };
+        if counted == selected {
+            judged
+        } else {
+            format!("{counted} counted of {judged} judged")
+        }
     }
 }
 
@@ -274,12 +300,8 @@ impl PaperComparison {
                     .map_or("-".to_string(), |v| v.as_str().to_string())
             }),
         ];
-        let mut covered = vec!["rows judged".to_string()];
-        covered.extend(tasks.iter().map(|t| match t.selected {
-            Some(n) if n < t.task_rows => format!("{n} of {}", t.task_rows),
-            Some(n) => n.to_string(),
-            None => "-".to_string(),
-        }));
+        let mut covered = vec!["rows".to_string()];
+        covered.extend(tasks.iter().map(|t| t.rows_cell()));
         covered.push(String::new());
         rows.push(covered);
         Table { header, rows }
@@ -290,7 +312,8 @@ impl PaperComparison {
         let mut text = format!(
             "A cell is consistent when the paper's value lies inside the run's bootstrap \
              interval widened by {} pp on each side, and differs otherwise. The paper's \
-             Overall here is the mean of its six cells. Rule: {}: {}.",
+             Overall here is the mean of its six cells. The run is read alone under its rule, \
+             {}: {}.",
             self.tolerance_pp,
             self.rule,
             self.rule.description()
@@ -311,21 +334,12 @@ impl PaperComparison {
             markdown_cell(&self.explanation())
         )
     }
-
-    /// Whether every cell the run has, Overall included, is consistent with the paper.
-    pub fn all_consistent(&self) -> bool {
-        self.tasks
-            .values()
-            .map(|t| &t.cell)
-            .chain([&self.overall.cell])
-            .filter_map(|c| c.verdict)
-            .all(|v| v == Reproduction::Consistent)
-    }
 }
 
 /// One table of several reproductions, a row per judge and paper column (the six tasks,
 /// then Overall): the judge, its row of Table 3, the paper's value, ours, our interval, the
-/// verdict, the rule, and the rows judged. What `suite run` writes as reproduction.md/csv.
+/// verdict, the rule, and the rows (see [`TaskComparison::rows_cell`]). What `suite run`
+/// writes as reproduction.md/csv.
 pub fn reproduction_table(comparisons: &[PaperComparison]) -> Table {
     let mut table = Table::new([
         "judge",
@@ -336,23 +350,14 @@ pub fn reproduction_table(comparisons: &[PaperComparison]) -> Table {
         "interval",
         "verdict",
         "rule",
-        "rows judged",
+        "rows",
     ]);
     let one = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.1}"));
     for c in comparisons {
         let cells = c
             .ordered_tasks()
             .into_iter()
-            .map(|t| {
-                let rows = t.selected.map_or("-".to_string(), |n| {
-                    if n < t.task_rows {
-                        format!("{n} of {}", t.task_rows)
-                    } else {
-                        n.to_string()
-                    }
-                });
-                (t.heading.as_str(), &t.cell, rows)
-            })
+            .map(|t| (t.heading.as_str(), &t.cell, t.rows_cell()))
             .chain([("Overall", &c.overall.cell, String::new())]);
         for (task, cell, rows) in cells {
             table.push([
@@ -382,7 +387,7 @@ pub fn reproduction_table(comparisons: &[PaperComparison]) -> Table {
 pub fn compare_with_paper(
     judge: &str,
     run: &BTreeMap<String, RunTask>,
-    overall: crate::bootstrap::Interval,
+    overall: Option<crate::bootstrap::Interval>,
     rule: AccuracyRule,
     model: &str,
     tolerance_pp: f64,
@@ -400,8 +405,9 @@ pub fn compare_with_paper(
             let comparison = TaskComparison {
                 task: task.to_string(),
                 heading: heading.to_string(),
-                cell: CellComparison::new(paper_pct, cell.map(|c| c.interval), tolerance_pp),
+                cell: CellComparison::new(paper_pct, cell.and_then(|c| c.interval), tolerance_pp),
                 selected: cell.map(|c| c.selected),
+                counted: cell.map(|c| c.counted),
                 task_rows,
             };
             (task.to_string(), comparison)
@@ -434,6 +440,13 @@ pub fn compare_with_paper(
             missing.join(", ")
         ));
     }
+    let emptied = headings(&|t| t.selected.is_some() && t.cell.estimate.is_none());
+    if !emptied.is_empty() {
+        notes.push(format!(
+            "the {rule} rule left no row of {} to count; Overall is not compared",
+            emptied.join(", ")
+        ));
+    }
     let partial = headings(&|t| t.partial());
     if !partial.is_empty() {
         notes.push(format!(
@@ -454,10 +467,10 @@ pub fn compare_with_paper(
         ));
     }
 
-    let complete = missing.is_empty();
+    let complete = missing.is_empty() && emptied.is_empty();
     let cell = CellComparison::new(
         row.mean_of_cells(),
-        complete.then_some(overall),
+        overall.filter(|_| complete),
         tolerance_pp,
     );
     let overall = OverallComparison {
@@ -485,6 +498,15 @@ mod tests {
         (a - b).abs() < 1e-9
     }
 
+    fn all_consistent(c: &PaperComparison) -> bool {
+        c.tasks
+            .values()
+            .map(|t| &t.cell)
+            .chain([&c.overall.cell])
+            .filter_map(|c| c.verdict)
+            .all(|v| v == Reproduction::Consistent)
+    }
+
     fn point(v: f64) -> Interval {
         Interval {
             estimate: v,
@@ -502,7 +524,8 @@ mod tests {
             .zip(HALUBENCH_TASK_ROWS)
             .map(|(((task, _), pct), rows)| {
                 let cell = RunTask {
-                    interval: point(pct / 100.0),
+                    interval: Some(point(pct / 100.0)),
+                    counted: rows,
                     selected: rows,
                 };
                 (task.to_string(), cell)
@@ -515,11 +538,16 @@ mod tests {
         model: &str,
         tolerance: f64,
     ) -> Result<PaperComparison, ScoreError> {
-        let overall = run.values().map(|t| t.interval.estimate).sum::<f64>() / 6.0;
+        let overall = run
+            .values()
+            .filter_map(|t| t.interval)
+            .map(|i| i.estimate)
+            .sum::<f64>()
+            / 6.0;
         compare_with_paper(
             "run",
             run,
-            point(overall),
+            Some(point(overall)),
             AccuracyRule::Paper,
             model,
             tolerance,
@@ -568,7 +596,7 @@ mod tests {
             comparison.overall.diff_from_reported_pp.expect("overall"),
             495.5 / 6.0 - 78.8
         ));
-        assert!(comparison.all_consistent());
+        assert!(all_consistent(&comparison));
     }
 
     #[test]
@@ -582,7 +610,7 @@ mod tests {
                 "{model}: {:?}",
                 comparison.notes
             );
-            assert!(comparison.all_consistent(), "{model}");
+            assert!(all_consistent(&comparison), "{model}");
         }
     }
 
@@ -596,11 +624,12 @@ mod tests {
             run.insert(
                 "DROP".to_string(),
                 RunTask {
-                    interval: Interval {
+                    interval: Some(Interval {
                         estimate: (lower + upper) / 2.0,
                         lower,
                         upper,
-                    },
+                    }),
+                    counted: 1_000,
                     selected: 1_000,
                 },
             );
@@ -639,11 +668,13 @@ mod tests {
         run.remove("pubmedQA");
         if let Some(drop) = run.get_mut("DROP") {
             drop.selected = 13;
+            drop.counted = 13;
         }
         run.insert(
             "custom".to_string(),
             RunTask {
-                interval: point(0.5),
+                interval: Some(point(0.5)),
+                counted: 5,
                 selected: 5,
             },
         );
@@ -664,7 +695,7 @@ mod tests {
         assert!(c.notes[2].contains("custom"));
         let md = c.to_markdown();
         assert!(
-            md.contains("| rows judged | 10000 | 900 | 1000 | 13 of 1000 |"),
+            md.contains("| rows | 10000 | 900 | 1000 | 13 of 1000 |"),
             "{md}"
         );
         let json = serde_json::to_value(&c).unwrap_or_default();
@@ -675,6 +706,48 @@ mod tests {
         assert_eq!(drop["verdict"], "consistent");
         assert_eq!(json["judge"], "run");
         assert_eq!(json["paper"], "Lynx (8B)");
+    }
+
+    /// A task whose every row the rule dropped is not "missing": the note says the rule
+    /// emptied it, and the rows cell shows the denominator beside the rows judged.
+    #[test]
+    fn a_task_the_rule_emptied_is_named_as_such() {
+        let mut run = run_like(paper_row("RAGAS Faithfulness").expect("row"));
+        run.insert(
+            "DROP".to_string(),
+            RunTask {
+                interval: None,
+                counted: 0,
+                selected: 13,
+            },
+        );
+        if let Some(covid) = run.get_mut("covidQA") {
+            covid.counted = 812;
+        }
+        let c = compare_with_paper(
+            "ragas",
+            &run,
+            Some(point(0.7)),
+            AccuracyRule::ExcludeInvalid,
+            "RAGAS Faithfulness",
+            1.0,
+        )
+        .expect("compare");
+        assert_eq!(c.tasks["DROP"].cell.verdict, None);
+        assert_eq!(c.overall.cell.estimate, None, "no Overall without DROP");
+        assert!(
+            c.notes
+                .iter()
+                .any(|n| n.contains("exclude-invalid rule left no row of DROP")),
+            "{:?}",
+            c.notes
+        );
+        assert_eq!(
+            c.tasks["DROP"].rows_cell(),
+            "0 counted of 13 of 1000 judged"
+        );
+        assert_eq!(c.tasks["covidQA"].rows_cell(), "812 counted of 1000 judged");
+        assert_eq!(c.tasks["halueval"].rows_cell(), "10000");
     }
 
     #[test]

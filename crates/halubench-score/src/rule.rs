@@ -16,7 +16,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 
-use halubench_core::{Judgement, Verdict};
+use halubench_core::{Judgement, Verdict, task_heading, task_order};
 use serde::{Deserialize, Serialize};
 
 use crate::ScoreError;
@@ -94,6 +94,34 @@ impl std::str::FromStr for AccuracyRule {
                 format!("unknown rule `{s}` (rules: {})", names.join(", "))
             })
     }
+}
+
+/// The rule and each task's denominator as one sentence, for the tables that must state
+/// both: `Rule: paper: every selected row counts; ... Rows per task: HaluEval 26, DROP 13.`;
+/// with the rows the rule dropped, when it dropped any.
+pub fn statement(
+    rule: AccuracyRule,
+    rows: &BTreeMap<String, usize>,
+    dropped: &BTreeMap<String, usize>,
+) -> String {
+    let per_task = |counts: &BTreeMap<String, usize>| {
+        let mut tasks: Vec<(&String, &usize)> = counts.iter().collect();
+        tasks.sort_by_key(|(task, _)| task_order(task));
+        tasks
+            .iter()
+            .map(|(task, n)| format!("{} {n}", task_heading(task)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut text = format!(
+        "Rule: {rule}: {}. Rows per task: {}.",
+        rule.description(),
+        per_task(rows)
+    );
+    if !dropped.is_empty() {
+        text.push_str(&format!(" Dropped by the rule: {}.", per_task(dropped)));
+    }
+    text
 }
 
 /// Each example's prompt length in Llama-3 tokens, by id.
@@ -202,6 +230,8 @@ fn read_quoted_score(judgement: &Judgement) -> Judgement {
 /// The word of the first `"SCORE"` followed by optional whitespace, a colon, optional
 /// whitespace and a double-quoted run of word characters and a closing quote: the script's
 /// regex `"SCORE":\s*"(\w+)"`, searched (not anchored), case-sensitive. No match is `None`.
+/// `\w` is taken as Rust's alphanumeric or `_`, which differs from Python's only on rare
+/// combining marks (Python excludes e.g. U+093E), never on ASCII.
 pub fn quoted_score(reply: &str) -> Option<&str> {
     // Python's `\s` before the colon is not in the pattern: the colon follows the key at once.
     let mut rest = reply;

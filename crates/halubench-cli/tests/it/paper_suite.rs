@@ -70,7 +70,7 @@ fn the_paper_suite_reproduces_every_row_against_scripted_endpoints() {
     let mut lines = csv.lines();
     assert_eq!(
         lines.next(),
-        Some("judge,paper row,task,paper (%),ours (%),interval,verdict,rule,rows judged")
+        Some("judge,paper row,task,paper (%),ours (%),interval,verdict,rule,rows")
     );
     let table: Vec<Vec<String>> = lines.map(csv_cells).collect();
     assert_eq!(table.len(), 11 * 7);

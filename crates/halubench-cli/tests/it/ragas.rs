@@ -490,8 +490,13 @@ fn ragas_gives_the_scripted_accuracy_per_task_in_both_modes() {
                     got.is_some_and(|got| (got - expected).abs() < 1e-12),
                     "{run} {task}: {got:?} vs {expected}"
                 ),
-                // Every row INVALID: the task has no denominator left, and no accuracy.
-                None => assert_eq!(got, None, "{run} {task}"),
+                // Every row INVALID: the task stays, with no denominator left, and every
+                // one of its rows is counted as dropped.
+                None => {
+                    assert_eq!(summary["tasks"][task]["n"], 0, "{run} {task}");
+                    let rows = summary["dropped"][task].as_u64().unwrap_or(0);
+                    assert!(rows > 0, "{run} {task}: {summary}");
+                }
             }
         }
     }

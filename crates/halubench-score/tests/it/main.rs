@@ -281,7 +281,8 @@ fn a_run_sets_beside_the_paper_by_its_intervals() {
             (
                 task.clone(),
                 RunTask {
-                    interval: *interval,
+                    interval: Some(*interval),
+                    counted: selected,
                     selected,
                 },
             )
@@ -290,7 +291,7 @@ fn a_run_sets_beside_the_paper_by_its_intervals() {
     let comparison = compare_with_paper(
         "reference",
         &run,
-        intervals.overall_macro,
+        Some(intervals.overall_macro),
         AccuracyRule::Paper,
         "Lynx (8B)",
         2.0,
