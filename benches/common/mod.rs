@@ -21,3 +21,17 @@ pub fn children_usage() -> ChildrenUsage {
         max_rss_kb: usage.ru_maxrss,
     }
 }
+
+/// CPU seconds (user + system) this process has used so far, from `getrusage(RUSAGE_SELF)`.
+// Each bench compiles this module on its own, and not every bench serves from its process.
+#[allow(dead_code)]
+pub fn own_cpu_seconds() -> f64 {
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: getrusage writes a complete rusage into the pointer it is given.
+    let usage = unsafe {
+        libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr());
+        usage.assume_init()
+    };
+    let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    seconds(usage.ru_utime) + seconds(usage.ru_stime)
+}

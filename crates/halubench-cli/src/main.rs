@@ -3,6 +3,11 @@
 //! The binary owns everything that touches the user: flags, settings, the progress bar, the
 //! run directory and its journal. Datasets, judges and scoring live in library crates.
 
+/// Many small allocations per call (request bodies, replies, journal lines) from several
+/// threads: mimalloc serves them with less CPU than glibc's malloc (see reports/BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod cache;
 mod compare_cmd;
 mod datasets_cmd;

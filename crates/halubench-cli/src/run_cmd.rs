@@ -96,7 +96,7 @@ pub fn run(registry: &Registry, hub: &HubSettings, args: &RunArgs) -> anyhow::Re
     }
 
     let started_at = now();
-    let (dir, _lock, mut manifest, mut journal) = match resumed {
+    let (dir, _lock, mut manifest, journal) = match resumed {
         Some(Resumed {
             dir,
             lock,
@@ -147,9 +147,10 @@ pub fn run(registry: &Registry, hub: &HubSettings, args: &RunArgs) -> anyhow::Re
     // Only calls made are spending: a reply from the cache cost nothing this time.
     let mut spent = 0.0;
     let mut over_budget = false;
-    let keep_going = |judgement: &halubench_core::Judgement| {
+    let max_cost = args.max_cost;
+    let keep_going = move |judgement: &halubench_core::Judgement| {
         if let (Some(price), Some(max), Some(usage), false) =
-            (price, args.max_cost, judgement.usage, judgement.cached)
+            (price, max_cost, judgement.usage, judgement.cached)
         {
             spent += price.cost(usage);
             over_budget = spent >= max;
@@ -164,14 +165,14 @@ pub fn run(registry: &Registry, hub: &HubSettings, args: &RunArgs) -> anyhow::Re
         if !todo.is_empty() {
             judge.health().await.context("the judge is not ready")?;
         }
-        let (_, stats) = runner::run(
+        let engine_loop = tokio::spawn(runner::run(
             judge.clone(),
             Arc::new(todo),
             engine,
-            &mut journal,
+            journal,
             keep_going,
-        )
-        .await?;
+        ));
+        let stats = engine_loop.await.context("the run engine stopped")??;
         anyhow::Ok(stats)
     })?;
 

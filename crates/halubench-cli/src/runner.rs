@@ -186,14 +186,17 @@ struct Context {
 
 /// Judges every example, journaling each result in the order it finishes, and stops
 /// scheduling new work once `keep_going` says so (calls already in flight still finish and
-/// are journaled). Returns the judgements in that order.
+/// are journaled).
+///
+/// Everything is owned, so that the loop can run as a task on the runtime's workers: each
+/// finished call would otherwise wake the thread that blocks on the runtime.
 pub async fn run(
     judge: Arc<dyn Judge>,
     examples: Arc<Vec<Example>>,
     options: EngineOptions,
-    journal: &mut Journal,
-    mut keep_going: impl FnMut(&Judgement) -> bool,
-) -> anyhow::Result<(Vec<Judgement>, RunStats)> {
+    mut journal: Journal,
+    mut keep_going: impl FnMut(&Judgement) -> bool + Send + 'static,
+) -> anyhow::Result<RunStats> {
     let concurrency = options.concurrency.max(1);
     let context = Arc::new(Context {
         judge,
@@ -210,7 +213,6 @@ pub async fn run(
     let mut in_flight = JoinSet::new();
     let mut next = 0;
     let mut stopping = false;
-    let mut done = Vec::with_capacity(examples.len());
     loop {
         // Tasks waiting out a backoff hold no call slot, so this only bounds memory.
         while !stopping && in_flight.len() < concurrency && next < examples.len() {
@@ -232,13 +234,12 @@ pub async fn run(
             lock(&context.stats).stopped_early = true;
         }
         stopping = stopping || budget_spent || *context.stop.borrow() || !keep_going(&judgement);
-        done.push(judgement);
     }
     progress.finish_and_clear();
     let mut stats = lock(&context.stats).clone();
     stats.not_started = examples.len() - next;
     stats.min_concurrency = stats.min_concurrency.min(context.limiter.lowest());
-    Ok((done, stats))
+    Ok(stats)
 }
 
 async fn judge_with_retries(context: &Context, example: &Example) -> Judgement {

@@ -170,10 +170,19 @@ impl fmt::Debug for OpenAiJudge {
 struct Endpoint {
     client: reqwest::Client,
     settings: OpenAiSettings,
+    /// Each base URL's chat-completions URL, as shown and as parsed for the client, made
+    /// once: parsing a URL on every call was a measurable share of the engine's CPU.
+    chat_urls: Vec<ChatUrl>,
     next_base: AtomicUsize,
     /// Every secret this judge sends, longest first: scrubbed from whatever the server or
     /// the HTTP client says before it can reach a journal, a report or stderr.
     secrets: Vec<String>,
+}
+
+/// A chat-completions URL: ours, which redacts itself wherever it is shown, and the client's.
+struct ChatUrl {
+    shown: SafeUrl,
+    parsed: reqwest::Url,
 }
 
 /// One chat completion, everything taken from the server already scrubbed of secrets.
@@ -233,23 +242,23 @@ impl OpenAiJudge {
 
     async fn call(&self, example: &Example) -> Result<Reply, JudgeError> {
         let endpoint = &self.endpoint;
-        let url = endpoint.next_base_url().join("chat/completions");
+        let url = endpoint.next_chat_url();
         let mut body = self.request_body(example);
         let mut with_logprobs = endpoint.settings.logprobs;
         if with_logprobs && self.logprobs_disabled() {
             without_logprobs(&mut body);
             with_logprobs = false;
         }
-        let (mut status, mut retry_after, mut text) = endpoint.post(&url, &body).await?;
+        let (mut status, mut retry_after, mut text) = endpoint.post(url, &body).await?;
         if with_logprobs && rejects_logprobs(status, &text) {
             // This server does not do logprobs: the same call again without them, and
             // every later call goes without them from the start.
             self.logprobs_rejected.store(true, Ordering::Relaxed);
             without_logprobs(&mut body);
             with_logprobs = false;
-            (status, retry_after, text) = endpoint.post(&url, &body).await?;
+            (status, retry_after, text) = endpoint.post(url, &body).await?;
         }
-        let completion = endpoint.completion(&url, status, retry_after, &text)?;
+        let completion = endpoint.completion(&url.shown, status, retry_after, &text)?;
         let raw = completion.content;
         let verdict = parse_verdict(&raw);
         let p_fail = completion
@@ -303,9 +312,21 @@ impl Endpoint {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| OpenAiError::Client(scrub(&secrets, &error_chain(e))))?;
+        let chat_urls = settings
+            .base_urls
+            .iter()
+            .map(|base| {
+                let shown = base.join("chat/completions");
+                let parsed = reqwest::Url::parse(shown.expose_secret()).map_err(|e| {
+                    OpenAiError::Client(format!("cannot parse the URL {shown}: {e}"))
+                })?;
+                Ok(ChatUrl { shown, parsed })
+            })
+            .collect::<Result<Vec<_>, OpenAiError>>()?;
         Ok(Endpoint {
             client,
             settings,
+            chat_urls,
             next_base: AtomicUsize::new(0),
             secrets,
         })
@@ -362,9 +383,10 @@ impl Endpoint {
         ))
     }
 
-    fn next_base_url(&self) -> &SafeUrl {
-        let i = self.next_base.fetch_add(1, Ordering::Relaxed) % self.settings.base_urls.len();
-        &self.settings.base_urls[i]
+    /// The chat-completions URL of the next base URL in turn.
+    fn next_chat_url(&self) -> &ChatUrl {
+        let i = self.next_base.fetch_add(1, Ordering::Relaxed) % self.chat_urls.len();
+        &self.chat_urls[i]
     }
 
     /// Sends with the API key, if any; a request that gets no response is retryable.
@@ -412,7 +434,9 @@ impl Endpoint {
             }
             body.extend_from_slice(&chunk);
         }
-        Ok(String::from_utf8_lossy(&body).into_owned())
+        // Valid UTF-8 (every well-behaved server) is taken as it is, without a copy.
+        Ok(String::from_utf8(body)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()))
     }
 
     /// A request that got no (complete) response. reqwest's own text names the URL with
@@ -436,10 +460,11 @@ impl Endpoint {
     /// its body.
     async fn post(
         &self,
-        url: &SafeUrl,
+        url: &ChatUrl,
         body: &serde_json::Value,
     ) -> Result<(reqwest::StatusCode, Option<Duration>, String), JudgeError> {
-        let request = self.client.post(url.expose_secret()).json(body);
+        let request = self.client.post(url.parsed.clone()).json(body);
+        let url = &url.shown;
         let response = self.send(request, url).await?;
         let status = response.status();
         let retry_after = response
@@ -453,9 +478,9 @@ impl Endpoint {
 
     /// One chat call with `body` on the next base URL: the whole exchange, classified.
     async fn chat(&self, body: &serde_json::Value) -> Result<Completion, JudgeError> {
-        let url = self.next_base_url().join("chat/completions");
-        let (status, retry_after, text) = self.post(&url, body).await?;
-        self.completion(&url, status, retry_after, &text)
+        let url = self.next_chat_url();
+        let (status, retry_after, text) = self.post(url, body).await?;
+        self.completion(&url.shown, status, retry_after, &text)
     }
 
     /// A response read as a chat completion: an error status classified (429 throttled;
