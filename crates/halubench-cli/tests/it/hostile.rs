@@ -314,10 +314,19 @@ struct Ran {
 /// every file under `dir` (the run, the cache, anything else it wrote) with its stdout
 /// and stderr, and fails naming the case if a secret or a panic is in any of it.
 fn run_with_secrets(case: &str, dir: &Path, base_url: &str, extra: &[&str]) -> Ran {
+    // The openai judge unless the case names another (the ragas judge shares its endpoint).
+    let judge = match extra.iter().position(|a| *a == "--judge") {
+        Some(i) => extra.get(i + 1).copied().unwrap_or("openai"),
+        None => "openai",
+    };
+    let extra: Vec<&str> = match extra.iter().position(|a| *a == "--judge") {
+        Some(i) => [&extra[..i], &extra[(i + 2).min(extra.len())..]].concat(),
+        None => extra.to_vec(),
+    };
     let mut args = vec![
         "run",
         "--judge",
-        "openai",
+        judge,
         "--model",
         "lynx-test",
         "--base-url",
@@ -331,7 +340,7 @@ fn run_with_secrets(case: &str, dir: &Path, base_url: &str, extra: &[&str]) -> R
         "--out",
         "r",
     ];
-    args.extend_from_slice(extra);
+    args.extend_from_slice(&extra);
     if !extra.contains(&"--limit") {
         args.extend_from_slice(&["--limit", "1"]);
     }
@@ -481,7 +490,7 @@ fn assert_carried(case: &str, server: &Hostile, posts: bool) {
 #[test]
 fn a_server_that_echoes_secrets_back_never_gets_them_written() {
     let mut covered = 0;
-    let cases: [(&str, Mode, &[&str], i32); 10] = [
+    let cases: [(&str, Mode, &[&str], i32); 13] = [
         ("HTTP 401 echoing the request", Mode::Echo(401), &[], 3),
         ("HTTP 403 echoing the request", Mode::Echo(403), &[], 3),
         ("HTTP 404 echoing the request", Mode::Echo(404), &[], 3),
@@ -507,6 +516,26 @@ fn a_server_that_echoes_secrets_back_never_gets_them_written() {
             &["--cache"],
             0,
         ),
+        // The ragas judge: two calls and a repair request per answer, and every reply
+        // journaled in its trace.
+        (
+            "ragas: HTTP 500 echoing the request",
+            Mode::Echo(500),
+            &["--judge", "ragas"],
+            3,
+        ),
+        (
+            "ragas: HTTP 200 with the echoed request (not JSON)",
+            Mode::EchoOk,
+            &["--judge", "ragas"],
+            3,
+        ),
+        (
+            "ragas: HTTP 200 JSON whose replies echo the secrets",
+            Mode::EchoJson,
+            &["--judge", "ragas"],
+            0,
+        ),
     ];
     for (case, mode, extra, expected) in cases {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -517,6 +546,18 @@ fn a_server_that_echoes_secrets_back_never_gets_them_written() {
             assert_incomplete(case, &ran);
         } else {
             assert_eq!(ran.code, Some(expected), "{case}: {}", ran.stderr);
+        }
+        if extra.contains(&"ragas") && expected == 0 {
+            // The echo is no statement list: repaired once, then INVALID, with both replies
+            // in the journal's trace, scrubbed.
+            let journal =
+                std::fs::read_to_string(dir.path().join("r/judgements.jsonl")).expect("journal");
+            assert!(
+                journal.contains("malformed_json")
+                    && journal.contains("rejected_replies")
+                    && journal.contains("***"),
+                "{case}: {journal}"
+            );
         }
         if extra.contains(&"--cache") {
             assert!(
