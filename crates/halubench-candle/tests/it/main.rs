@@ -4,6 +4,10 @@
 //! candle-transformers' own Llama models are the reference the logits are checked against.
 
 mod llama3;
+// The bench's Lynx-shape GGUF writer, for its Llama-3 tokenizer metadata.
+#[allow(dead_code)]
+#[path = "../../../../benches/lynx_shape.rs"]
+mod lynx_shape;
 mod smollm2;
 mod tiny;
 
