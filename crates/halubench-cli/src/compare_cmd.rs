@@ -40,15 +40,12 @@ pub fn compare(registry: &Registry, hub: &HubSettings, args: &CompareArgs) -> an
         let stamp = chrono::Utc::now().format("%Y%m%d-%H%M%S");
         args.reports.dir.join(format!("compare-{stamp}"))
     });
-    for run in &runs {
-        rules::check_fits(args.rule.rule, &run.manifest.judge.name, run.dir.display())?;
-    }
-    let lengths = rules::prompt_lengths(
+    let lengths = rules::prepare(
         registry,
         hub,
-        &runs[0].manifest,
         &args.rule,
-        &[args.rule.rule],
+        runs.iter().map(|r| (&r.manifest, r.dir.as_path())),
+        texts.as_ref(),
     )?;
     let names: Vec<&str> = runs.iter().map(|r| r.name.as_str()).collect();
     let markdown = report_page::write_comparison(
@@ -102,9 +99,6 @@ pub fn read_history(path: &Path, named: bool) -> anyhow::Result<Option<Vec<histo
 pub fn gate(registry: &Registry, hub: &HubSettings, args: &GateArgs) -> anyhow::Result<ExitCode> {
     let runs = loaded_runs::load_runs(&[args.baseline.clone(), args.candidate.clone()])?;
     let warnings = loaded_runs::check_comparable(&runs)?;
-    for run in &runs {
-        rules::check_fits(args.rule.rule, &run.manifest.judge.name, run.dir.display())?;
-    }
     // A call that got no reply is recorded as INVALID, which is right for accuracy but
     // would make an outage look like a regression.
     for run in &runs {
@@ -123,12 +117,12 @@ pub fn gate(registry: &Registry, hub: &HubSettings, args: &GateArgs) -> anyhow::
         alpha: args.alpha,
         bootstrap: args.stats.bootstrap(),
     };
-    let lengths = rules::prompt_lengths(
+    let lengths = rules::prepare(
         registry,
         hub,
-        &runs[0].manifest,
         &args.rule,
-        &[args.rule.rule],
+        runs.iter().map(|r| (&r.manifest, r.dir.as_path())),
+        None,
     )?;
     let ruled = rule::apply(
         args.rule.rule,

@@ -6,10 +6,11 @@
 //! `tokenizer.json`, whatever prompt the run itself used: the rule reproduces the script's
 //! selection of rows.
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use anyhow::anyhow;
-use halubench_core::RunManifest;
+use halubench_core::{Example, RunManifest};
 use halubench_data::{HubSettings, Registry};
 use halubench_score::AccuracyRule;
 use halubench_score::rule::PromptLengths;
@@ -42,23 +43,53 @@ pub fn check_fits(
     Ok(())
 }
 
+/// What `score`, `compare` and `gate` do before reading runs under `--rule`: refuse a run
+/// the rule does not fit (each of `runs`, a manifest and its directory), then give the prompt
+/// lengths the rule needs, if it needs any.
+pub fn prepare<'a>(
+    registry: &Registry,
+    hub: &HubSettings,
+    args: &RuleArgs,
+    runs: impl IntoIterator<Item = (&'a RunManifest, &'a Path)>,
+    texts: Option<&HashMap<String, Example>>,
+) -> anyhow::Result<Option<PromptLengths>> {
+    let mut first = None;
+    for (manifest, dir) in runs {
+        check_fits(args.rule, &manifest.judge.name, dir.display())?;
+        first.get_or_insert(manifest);
+    }
+    match first {
+        Some(manifest) => prompt_lengths(registry, hub, manifest, args, &[args.rule], texts),
+        None => Ok(None),
+    }
+}
+
 /// The prompt lengths of the run's examples when one of `rules` needs them, else `None`.
+/// `texts` are the examples when the caller has loaded them already.
 pub fn prompt_lengths(
     registry: &Registry,
     hub: &HubSettings,
     manifest: &RunManifest,
     args: &RuleArgs,
     rules: &[AccuracyRule],
+    texts: Option<&HashMap<String, Example>>,
 ) -> anyhow::Result<Option<PromptLengths>> {
     if !rules.iter().any(|r| r.needs_prompt_lengths()) {
         return Ok(None);
     }
-    let texts = loaded_runs::example_texts(registry, hub, manifest)
-        .map_err(|why| anyhow!("--rule lynx-script needs the examples' texts: {why}"))?;
+    let loaded;
+    let texts = match texts {
+        Some(texts) => texts,
+        None => {
+            loaded = loaded_runs::example_texts(registry, hub, manifest)
+                .map_err(|why| anyhow!("--rule lynx-script needs the examples' texts: {why}"))?;
+            &loaded
+        }
+    };
     let template = halubench_judge::PromptTemplate::lynx();
     let count = counter(args.tokenizer.as_deref(), hub)?;
     let mut lengths = PromptLengths::with_capacity(texts.len());
-    for (id, example) in &texts {
+    for (id, example) in texts {
         lengths.insert(id.clone(), count(&template.render(example))?);
     }
     Ok(Some(lengths))

@@ -467,8 +467,7 @@ pub fn rescore(
     }
     // Checked before --reparse rewrites the journal, so a rule that cannot be applied
     // changes nothing.
-    rules::check_fits(rule.rule, &manifest.judge.name, dir.display())?;
-    let lengths = rules::prompt_lengths(registry, hub, &manifest, rule, &[rule.rule])?;
+    let lengths = rules::prepare(registry, hub, rule, [(&manifest, dir)], None)?;
     if reparse {
         reparse_journal(dir, &manifest, &mut judgements)?;
     }

@@ -178,7 +178,14 @@ pub fn run(
             rule: AccuracyRule::Paper,
             tokenizer,
         };
-        let lengths = rules::prompt_lengths(registry, hub, &runs[0].manifest, &rule_args, &rules)?;
+        let lengths = rules::prompt_lengths(
+            registry,
+            hub,
+            &runs[0].manifest,
+            &rule_args,
+            &rules,
+            texts.as_ref(),
+        )?;
         let comparison_dir = out.join("comparison");
         let markdown = report_page::write_comparison(
             &comparison_dir,

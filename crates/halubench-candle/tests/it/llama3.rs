@@ -15,6 +15,7 @@ use crate::tiny::{tiny_config, write_tiny_llama};
 use crate::{llama3_tokenizer, sample_rows};
 
 use crate::lynx_shape::{BEGIN_OF_TEXT, END_OF_TURN as EOT};
+use crate::sample_prompt_lengths::PYTHON_PROMPT_LENGTHS;
 
 /// A GGUF header holding the tokenizer the way llama.cpp's converter writes Llama 3's (the
 /// metadata the bench's Lynx-shape files carry too).
@@ -172,38 +173,12 @@ fn prompts_over_the_context_are_invalid_too_long() {
 }
 
 /// The Llama-3 token counts the lynx-script rule drops rows by (`count_with_special_tokens`
-/// of the rendered Lynx prompt) equal those of Python's `tokenizers` 0.22 on the same
-/// tokenizer.json: `len(Tokenizer.from_file(path).encode(prompt).ids)`, computed once for
-/// every sample row with a prompt of 3,900 tokens or more (all CovidQA). The rule drops the
-/// 21 at 4,000 or more; 3,974 is the longest kept.
+/// of the rendered Lynx prompt) equal Python's for every sample row of 3,900 tokens or more
+/// (see [`PYTHON_PROMPT_LENGTHS`]).
 #[test]
 fn prompt_token_counts_match_python_tokenizers() {
     let codec = TextCodec::from_file(&llama3_tokenizer(), None, &[]).expect("tokenizer");
     let template = PromptTemplate::lynx();
-    let python: [(&str, usize); 22] = [
-        ("c6af7dc4-6cf7-5f46-ae2b-5f91861df738", 3974),
-        ("dd465f8c-4570-532c-95ff-9036e685be7e", 4017),
-        ("252e7c37-0985-5392-b3de-bb5cbad5d957", 4054),
-        ("252e7c37-0985-5392-b3de-bb5cbad5d957#2", 4054),
-        ("a167466b-2131-55ef-808f-146397bb8b0a", 4172),
-        ("d096f234-1ab8-5232-b0e3-4c1ad58fe130", 4190),
-        ("b2877055-2aef-5ef2-95c6-385eefe60277", 4196),
-        ("82c6c8d1-9cf7-5a70-aee6-437c6ab52002", 4201),
-        ("a4b5bd85-f348-5209-89ab-126c650cb416", 4232),
-        ("d99ac509-458e-5184-83bd-95703d824b1b", 4232),
-        ("76b596e0-6ef1-50ec-855e-9d9267ab8e72", 4509),
-        ("70e75371-46e6-5731-af56-1de7b19e43de", 4817),
-        ("e3c54300-62b6-5420-9bab-413f40461a1a", 4850),
-        ("19fa11cd-f075-5591-b03a-8b6417d3c63b", 4899),
-        ("b3470c0a-7665-5f36-bfbc-9e12734d0ec4", 4919),
-        ("1977474e-2079-583d-9448-88cac3f33f0d", 5370),
-        ("7b687a37-0600-583b-b153-2cb3071b636e", 5447),
-        ("db64115f-d060-5067-ae3d-a891a22390d8", 5510),
-        ("1d5b94a0-476e-53c7-8d58-a61ed5576f4d", 5969),
-        ("d49a33eb-4252-5a65-a691-09be3ceb094f", 6017),
-        ("7b40ba3f-4093-5ec0-b8ad-5039063f6386", 6178),
-        ("96d27eaa-92ea-5a09-bb2e-cf7b02112bcf", 6512),
-    ];
     let mut long: Vec<(String, usize)> = sample_rows()
         .iter()
         .map(|e| {
@@ -215,7 +190,9 @@ fn prompt_token_counts_match_python_tokenizers() {
         .filter(|(_, count)| *count >= 3900)
         .collect();
     long.sort_by_key(|(id, count)| (*count, id.clone()));
-    let expected: Vec<(String, usize)> =
-        python.iter().map(|(id, n)| (id.to_string(), *n)).collect();
+    let expected: Vec<(String, usize)> = PYTHON_PROMPT_LENGTHS
+        .iter()
+        .map(|(id, n)| (id.to_string(), *n))
+        .collect();
     assert_eq!(long, expected);
 }

@@ -8,6 +8,7 @@ mod llama3;
 #[allow(dead_code)]
 #[path = "../../../../benches/lynx_shape.rs"]
 mod lynx_shape;
+mod sample_prompt_lengths;
 mod smollm2;
 mod tiny;
 

@@ -2,28 +2,7 @@
 
 use std::path::Path;
 
-use crate::{halubench, sample_path, stderr, stdout};
-
-/// A baseline run of the real sample rows into `dir/name`.
-fn sample_run(dir: &Path, name: &str, threshold: &str) {
-    let out = halubench(
-        dir,
-        &[
-            "run",
-            "--dataset",
-            &sample_path(),
-            "--threshold",
-            threshold,
-            "--out",
-            name,
-        ],
-    );
-    assert!(out.status.success(), "{}", stderr(&out));
-}
-
-fn read(path: &Path) -> String {
-    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
+use crate::{halubench, read, sample_path, sample_run, stderr, stdout};
 
 #[test]
 fn compare_prints_the_tests_and_refuses_runs_of_other_data() {

@@ -3,7 +3,7 @@
 //! fault-free run ends.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -144,6 +144,44 @@ pub fn digest(text: &str) -> u64 {
     })
 }
 
+/// One HTTP/1.1 request as read off a connection: its request line, its header lines and
+/// its body (`Content-Length` bytes).
+pub struct Request {
+    pub line: String,
+    pub headers: Vec<String>,
+    pub body: Vec<u8>,
+}
+
+/// The next request on a keep-alive connection; `None` once the client has closed it.
+pub fn read_request(reader: &mut impl BufRead) -> std::io::Result<Option<Request>> {
+    let mut line = String::new();
+    if reader.read_line(&mut line)? == 0 {
+        return Ok(None);
+    }
+    let mut headers = Vec::new();
+    let mut length = 0;
+    loop {
+        let mut header = String::new();
+        if reader.read_line(&mut header)? == 0 {
+            return Ok(None);
+        }
+        if header == "\r\n" {
+            break;
+        }
+        if let Some(v) = header.to_ascii_lowercase().strip_prefix("content-length:") {
+            length = v.trim().parse().unwrap_or(0);
+        }
+        headers.push(header);
+    }
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body)?;
+    Ok(Some(Request {
+        line,
+        headers,
+        body,
+    }))
+}
+
 fn handle(
     stream: TcpStream,
     script: &PromptScript,
@@ -154,31 +192,17 @@ fn handle(
     let mut reader = BufReader::new(stream.try_clone()?);
     let mut writer = stream;
     // Keep-alive: serve requests on this connection until the client closes it.
-    loop {
-        let mut request_line = String::new();
-        if reader.read_line(&mut request_line)? == 0 {
-            return Ok(());
-        }
-        let mut length = 0;
-        loop {
-            let mut header = String::new();
-            if reader.read_line(&mut header)? == 0 {
-                return Ok(());
-            }
-            if header == "\r\n" {
-                break;
-            }
-            let lower = header.to_ascii_lowercase();
-            if let Some(v) = lower.strip_prefix("content-length:") {
-                length = v.trim().parse().unwrap_or(0);
-            }
-            if lower.starts_with("authorization:") {
+    while let Some(Request {
+        line: request_line,
+        headers,
+        body,
+    }) = read_request(&mut reader)?
+    {
+        for header in headers {
+            if header.to_ascii_lowercase().starts_with("authorization:") {
                 auth.lock().expect("lock").push(header.trim().to_string());
             }
         }
-        let mut body = vec![0; length];
-        reader.read_exact(&mut body)?;
-
         if request_line.starts_with("GET") {
             respond(
                 &mut writer,
@@ -246,6 +270,7 @@ fn handle(
             )?,
         }
     }
+    Ok(())
 }
 
 fn respond(

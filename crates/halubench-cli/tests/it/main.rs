@@ -11,6 +11,10 @@ mod paper_suite;
 mod ragas;
 #[cfg(feature = "local")]
 mod rules;
+// Python's Llama-3 token counts of the longest sample prompts, shared with halubench-candle.
+#[cfg(feature = "local")]
+#[path = "../../../halubench-candle/tests/it/sample_prompt_lengths.rs"]
+mod sample_prompt_lengths;
 mod snapshots;
 mod trust;
 mod votes;
@@ -79,6 +83,27 @@ pub fn test_model_file(relative: &str) -> PathBuf {
         assert!(status.success(), "scripts/fetch-test-models.sh failed");
     }
     path
+}
+
+/// A baseline run of the real sample rows into `dir/name`.
+pub fn sample_run(dir: &Path, name: &str, threshold: &str) {
+    let out = halubench(
+        dir,
+        &[
+            "run",
+            "--dataset",
+            &sample_path(),
+            "--threshold",
+            threshold,
+            "--out",
+            name,
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+pub fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 pub fn read_json(path: &Path) -> serde_json::Value {

@@ -6,6 +6,8 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use tempfile::TempDir;
+
 use crate::fake_openai::{self, Fault};
 use crate::{read_json, stderr};
 
@@ -29,6 +31,19 @@ pub fn openai_run(dir: &Path, base_url: &str, extra: &[&str]) -> std::process::O
         .env("OPENAI_API_KEY", "sk-test-SECRET-key-0000")
         .output()
         .expect("run halubench")
+}
+
+/// A run of the openai judge on the real sample rows into `<tempdir>/<out>`, through a
+/// fault-free fake server; the server is returned too, for tests that call it again.
+pub fn sample_openai_run(out: &str, extra: &[&str]) -> (fake_openai::FakeOpenAi, TempDir) {
+    let server = fake_openai::serve(Arc::new(|_, _| Fault::None));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sample = crate::sample_path();
+    let mut args = vec!["--dataset", &sample, "--out", out];
+    args.extend_from_slice(extra);
+    let ran = openai_run(dir.path(), &server.base_url, &args);
+    assert!(ran.status.success(), "{}", stderr(&ran));
+    (server, dir)
 }
 
 /// id → (verdict, raw) from a run's journal, last line per id.
@@ -487,15 +502,8 @@ fn a_spent_retry_budget_stops_the_run_instead_of_wedging() {
 /// compared: both named, tested per task.
 #[test]
 fn compare_sets_an_endpoint_judge_beside_the_baseline() {
-    let server = fake_openai::serve(Arc::new(|_, _| Fault::None));
-    let dir = tempfile::tempdir().expect("tempdir");
+    let (_server, dir) = sample_openai_run("model", &[]);
     let sample = crate::sample_path();
-    let out = openai_run(
-        dir.path(),
-        &server.base_url,
-        &["--dataset", &sample, "--out", "model"],
-    );
-    assert!(out.status.success(), "{}", stderr(&out));
     let baseline = crate::halubench(dir.path(), &["run", "--dataset", &sample, "--out", "base"]);
     assert!(baseline.status.success(), "{}", stderr(&baseline));
     let compared = crate::halubench(dir.path(), &["compare", "base", "model", "--out", "cmp"]);
@@ -557,15 +565,7 @@ fn credentials_inside_a_base_url_are_never_written() {
 /// give, and the summary's threshold-free scores are those of the journaled numbers.
 #[test]
 fn known_logprobs_are_journaled_as_p_fail_and_scored() {
-    let server = fake_openai::serve(Arc::new(|_, _| Fault::None));
-    let dir = tempfile::tempdir().expect("tempdir");
-    let sample = crate::sample_path();
-    let out = openai_run(
-        dir.path(),
-        &server.base_url,
-        &["--dataset", &sample, "--out", "r"],
-    );
-    assert!(out.status.success(), "{}", stderr(&out));
+    let (_server, dir) = sample_openai_run("r", &[]);
     let journal = std::fs::read_to_string(dir.path().join("r/judgements.jsonl")).expect("journal");
     let mut pairs: BTreeMap<String, Vec<(halubench_core::Label, f64)>> = BTreeMap::new();
     let mut scored = 0;

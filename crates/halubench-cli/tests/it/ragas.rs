@@ -18,14 +18,14 @@
 //! rule for that is below ([`has_period_sentence`]).
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read};
+use std::io::BufReader;
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 
-use crate::fake_openai::{digest, respond_with};
+use crate::fake_openai::{Request, digest, read_request, respond_with};
 use crate::{halubench, read_json, sample_path, stderr};
 
 const COMPLETION_TOKENS: u64 = 20;
@@ -55,26 +55,12 @@ pub fn serve() -> RagasServer {
 fn handle(stream: TcpStream, calls: &AtomicUsize) -> std::io::Result<()> {
     let mut reader = BufReader::new(stream.try_clone()?);
     let mut writer = stream;
-    loop {
-        let mut request_line = String::new();
-        if reader.read_line(&mut request_line)? == 0 {
-            return Ok(());
-        }
-        let mut length = 0;
-        loop {
-            let mut header = String::new();
-            if reader.read_line(&mut header)? == 0 {
-                return Ok(());
-            }
-            if header == "\r\n" {
-                break;
-            }
-            if let Some(v) = header.to_ascii_lowercase().strip_prefix("content-length:") {
-                length = v.trim().parse().unwrap_or(0);
-            }
-        }
-        let mut body = vec![0; length];
-        reader.read_exact(&mut body)?;
+    while let Some(Request {
+        line: request_line,
+        body,
+        ..
+    }) = read_request(&mut reader)?
+    {
         if request_line.starts_with("GET") {
             respond_with(
                 &mut writer,
@@ -106,6 +92,7 @@ fn handle(stream: TcpStream, calls: &AtomicUsize) -> std::io::Result<()> {
             &reply.to_string(),
         )?;
     }
+    Ok(())
 }
 
 /// The text between `start` (first occurrence) and `end` (last occurrence).

