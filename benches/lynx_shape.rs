@@ -235,3 +235,60 @@ pub fn write_gguf(shape: Shape, tokenizer_json: &Path, out: &Path) {
     );
     gguf_file::write(&mut file, &metadata, &tensors).expect("write gguf");
 }
+
+/// Writes a Hugging Face checkpoint of `shape` with random BF16 weights (`config.json` and
+/// one `model.safetensors`, tensor names as transformers writes them) into `dir`: what the
+/// local judge loads from a safetensors directory, for its load time and memory.
+pub fn write_safetensors(shape: Shape, dir: &Path) {
+    use candle_core::DType;
+    std::fs::create_dir_all(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    let head_dim = shape.hidden / shape.heads;
+    let kv = shape.kv_heads * head_dim;
+    let config = serde_json::json!({
+        "architectures": ["LlamaForCausalLM"],
+        "hidden_size": shape.hidden,
+        "intermediate_size": shape.ffn,
+        "num_hidden_layers": shape.layers,
+        "num_attention_heads": shape.heads,
+        "num_key_value_heads": shape.kv_heads,
+        "vocab_size": shape.vocab,
+        "max_position_embeddings": shape.context,
+        "rms_norm_eps": 1e-5,
+        "rope_theta": 500000.0,
+        "bos_token_id": BEGIN_OF_TEXT,
+        "eos_token_id": END_OF_TURN,
+        "tie_word_embeddings": false,
+        "torch_dtype": "bfloat16",
+    });
+    std::fs::write(dir.join("config.json"), config.to_string()).expect("write config.json");
+    let random = |rows: usize, columns: usize| {
+        Tensor::randn(0f32, 0.02, (rows, columns), &Device::Cpu)
+            .and_then(|t| t.to_dtype(DType::BF16))
+            .expect("randn")
+    };
+    let ones = |n: usize| Tensor::ones(n, DType::BF16, &Device::Cpu).expect("ones");
+    let mut tensors = std::collections::HashMap::from([
+        (
+            "model.embed_tokens.weight".to_string(),
+            random(shape.vocab, shape.hidden),
+        ),
+        ("model.norm.weight".to_string(), ones(shape.hidden)),
+        ("lm_head.weight".to_string(), random(shape.vocab, shape.hidden)),
+    ]);
+    for layer in 0..shape.layers {
+        let name = |t: &str| format!("model.layers.{layer}.{t}.weight");
+        tensors.extend([
+            (name("input_layernorm"), ones(shape.hidden)),
+            (name("post_attention_layernorm"), ones(shape.hidden)),
+            (name("self_attn.q_proj"), random(shape.hidden, shape.hidden)),
+            (name("self_attn.k_proj"), random(kv, shape.hidden)),
+            (name("self_attn.v_proj"), random(kv, shape.hidden)),
+            (name("self_attn.o_proj"), random(shape.hidden, shape.hidden)),
+            (name("mlp.gate_proj"), random(shape.ffn, shape.hidden)),
+            (name("mlp.up_proj"), random(shape.ffn, shape.hidden)),
+            (name("mlp.down_proj"), random(shape.hidden, shape.ffn)),
+        ]);
+    }
+    candle_core::safetensors::save(&tensors, dir.join("model.safetensors"))
+        .expect("write model.safetensors");
+}

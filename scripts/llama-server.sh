@@ -7,6 +7,7 @@
 #   scripts/llama-server.sh install      # venv + model into $HALUBENCH_TOOLS (default .tools/)
 #   scripts/llama-server.sh serve PORT   # start the server on 127.0.0.1:PORT (foreground)
 #   scripts/llama-server.sh bench [ARGS] # llama.cpp CPU speed reference (scripts/llama-cpp-bench.py)
+#   scripts/llama-server.sh logits [ARGS] # llama.cpp's teacher-forced logits (scripts/llama-cpp-logits.py)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tools="${HALUBENCH_TOOLS:-$PWD/.tools}"
@@ -47,5 +48,9 @@ case "${1:-install}" in
         shift
         HALUBENCH_TOOLS="$tools" exec "$venv/bin/python" scripts/llama-cpp-bench.py "$@"
         ;;
-    *) echo "usage: $0 install | serve PORT | bench [ARGS]" >&2; exit 2 ;;
+    logits)
+        shift
+        HALUBENCH_TOOLS="$tools" exec "$venv/bin/python" scripts/llama-cpp-logits.py "$@"
+        ;;
+    *) echo "usage: $0 install | serve PORT | bench [ARGS] | logits [ARGS]" >&2; exit 2 ;;
 esac

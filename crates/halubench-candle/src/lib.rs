@@ -11,6 +11,7 @@
 //! cache code as datasets), sampling (the protocol is greedy), and any architecture but
 //! Llama's.
 
+mod attention;
 pub mod error;
 pub mod generate;
 pub mod gguf;
@@ -83,6 +84,9 @@ pub struct LocalSettings {
     /// Weights and activations of safetensors models; default F32 on CPU (candle's BF16 CPU
     /// kernels are far slower), BF16 on a GPU. GGUF models compute in F32.
     pub dtype: Option<DType>,
+    /// What the KV cache holds: F16 (or BF16) takes half the memory of F32, as llama.cpp
+    /// keeps it; F32 repeats the reference models' arithmetic exactly.
+    pub kv_cache: DType,
     pub max_new_tokens: usize,
     /// Most sequences decoded together.
     pub batch_size: usize,
@@ -127,7 +131,8 @@ pub fn load(settings: &LocalSettings) -> Result<LoadedModel> {
 
 fn load_gguf(settings: &LocalSettings, device: &Device) -> Result<LoadedModel> {
     let gguf = Gguf::open(&settings.model)?;
-    let model = Llama::from_gguf(&gguf, device)?;
+    let mut model = Llama::from_gguf(&gguf, device)?;
+    model.set_kv_dtype(settings.kv_cache)?;
     let codec = match &settings.tokenizer {
         Some(file) => {
             let (bos, stop) = tokenizer::gguf_special_ids(&gguf);
@@ -184,7 +189,9 @@ fn load_safetensors(settings: &LocalSettings, device: &Device) -> Result<LoadedM
     } else {
         DType::BF16
     });
-    let model = Llama::from_safetensors(&config_path, &safetensors_shards(dir)?, dtype, device)?;
+    let mut model =
+        Llama::from_safetensors(&config_path, &safetensors_shards(dir)?, dtype, device)?;
+    model.set_kv_dtype(settings.kv_cache)?;
 
     let tokenizer_config = optional_json(&dir.join("tokenizer_config.json"))?;
     let generation_config = optional_json(&dir.join("generation_config.json"))?;
@@ -511,6 +518,7 @@ impl Judge for LocalJudge {
             ("device".to_string(), s.device.name().to_string()),
             ("max_new_tokens".to_string(), s.max_new_tokens.to_string()),
             ("batch_size".to_string(), s.batch_size.to_string()),
+            ("kv_cache".to_string(), s.kv_cache.as_str().to_string()),
             (
                 "context_length".to_string(),
                 self.context_length.to_string(),
@@ -542,6 +550,7 @@ impl Judge for LocalJudge {
             "weights": self.weights_identity,
             "device": self.settings.device.name(),
             "dtype": self.settings.dtype.map(|d| d.as_str()),
+            "kv_cache": self.settings.kv_cache.as_str(),
             "max_new_tokens": self.settings.max_new_tokens,
             // The ids cover the prompt's tokenizer; this covers how the reply is decoded.
             "tokenizer": self.codec.origin(),

@@ -8,17 +8,19 @@
 //! KV cache. No padding ever enters a reduction, so a sequence's tokens do not depend on what
 //! it was batched with. candle-transformers' models stay the reference in the tests.
 
-use std::collections::HashMap;
 use std::fs::File;
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use candle_core::quantized::{QMatMul, QTensor};
 use candle_core::{D, DType, Device, Module, Tensor};
+use candle_nn::VarBuilder;
 use candle_nn::ops::{rms_norm, silu, softmax_last_dim};
 use candle_nn::rotary_emb::{rope, rope_i};
 use candle_transformers::models::llama::{Llama3RopeConfig, LlamaConfig};
 
+use crate::attention::DecodeAttention;
 use crate::error::{LocalError, Result};
 use crate::gguf::Gguf;
 use crate::q4_1::Q4_1Matrix;
@@ -61,10 +63,66 @@ impl Linear {
         Linear::Candle(QMatMul::Tensor(w))
     }
 
+    /// Through candle's x86 "fused" entry point where it takes the matrix: that keeps every
+    /// input size on its VNNI kernel, where `QMatMul` sends inputs of 32 rows or more to the
+    /// AMX kernel, whose second packed copy of every weight more than doubles the model's
+    /// memory (1.9 against 2.8 GB for a Llama 3.2 1B Q4_K_M file) for no measured speed.
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         match self {
-            Linear::Candle(m) => m.forward(x),
+            Linear::Candle(m) => {
+                if let QMatMul::QTensor(t) = m
+                    && let Some(mut y) = QTensor::gemv_fused_shared_lhs(&[t.as_ref()], x)?
+                {
+                    return Ok(y.remove(0));
+                }
+                m.forward(x)
+            }
             Linear::Q4_1(m) => m.forward(x),
+        }
+    }
+
+    /// Several matrices applied to the same input (q, k and v; gate and up): where candle's
+    /// x86 kernels take all of them (same quantization), the input is quantized once and the
+    /// products run in one parallel region.
+    fn forward_all<const N: usize>(
+        linears: [&Linear; N],
+        x: &Tensor,
+    ) -> candle_core::Result<[Tensor; N]> {
+        let quantized: Vec<&QTensor> = linears
+            .iter()
+            .filter_map(|l| match l {
+                Linear::Candle(QMatMul::QTensor(t)) => Some(t.as_ref()),
+                _ => None,
+            })
+            .collect();
+        if quantized.len() == N
+            && let Some(outputs) = QTensor::gemv_fused_shared_lhs(&quantized, x)?
+            && let Ok(outputs) = <[Tensor; N]>::try_from(outputs)
+        {
+            return Ok(outputs);
+        }
+        let outputs = linears
+            .iter()
+            .map(|l| l.forward(x))
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        Ok(outputs
+            .try_into()
+            .unwrap_or_else(|_| unreachable!("one output per matrix")))
+    }
+}
+
+/// The token embedding table. A GGUF's stays quantized and each token's row is widened when
+/// it is looked up: Lynx-8B's table is 0.3 GB in Q4_K against 2.1 GB in F32.
+enum Embeddings {
+    Quantized(Arc<QTensor>),
+    Dense(Tensor),
+}
+
+impl Embeddings {
+    fn lookup(&self, ids: &Tensor) -> candle_core::Result<Tensor> {
+        match self {
+            Embeddings::Quantized(table) => table.embedding(ids),
+            Embeddings::Dense(table) => table.embedding(ids),
         }
     }
 }
@@ -83,7 +141,7 @@ struct Block {
 
 pub struct Llama {
     dims: Dims,
-    embeddings: Tensor,
+    embeddings: Embeddings,
     blocks: Vec<Block>,
     final_norm: Tensor,
     lm_head: Linear,
@@ -92,6 +150,9 @@ pub struct Llama {
     sin: Tensor,
     device: Device,
     dtype: DType,
+    /// What the KV cache holds: the compute type by default (exactly the reference models'
+    /// arithmetic), F16 to halve the cache as llama.cpp does.
+    kv_dtype: DType,
 }
 
 impl std::fmt::Debug for Llama {
@@ -100,6 +161,7 @@ impl std::fmt::Debug for Llama {
             .field("dims", &self.dims)
             .field("device", &self.device)
             .field("dtype", &self.dtype)
+            .field("kv_dtype", &self.kv_dtype)
             .finish_non_exhaustive()
     }
 }
@@ -155,8 +217,24 @@ impl Llama {
         self.dtype
     }
 
-    /// Loads a GGUF checkpoint of architecture `llama`. Quantized matrices stay quantized;
-    /// the token embeddings are dequantized once for lookups, as candle's own model does.
+    pub fn kv_dtype(&self) -> DType {
+        self.kv_dtype
+    }
+
+    /// Keeps the KV cache of sequences made from now on in `dtype` (F16, BF16 or F32). Keys
+    /// and values are rounded to it when stored; attention still computes in the model's type.
+    pub fn set_kv_dtype(&mut self, dtype: DType) -> Result<()> {
+        if !dtype.is_float() || dtype == DType::F64 {
+            return Err(LocalError::Request(format!(
+                "a KV cache of {dtype:?} is not supported (F16, BF16 or F32)"
+            )));
+        }
+        self.kv_dtype = dtype;
+        Ok(())
+    }
+
+    /// Loads a GGUF checkpoint of architecture `llama`. Quantized matrices stay quantized,
+    /// the token embeddings too (rows are widened per lookup).
     pub fn from_gguf(gguf: &Gguf, device: &Device) -> Result<Llama> {
         let arch = gguf.string("general.architecture")?;
         if arch != "llama" {
@@ -205,7 +283,7 @@ impl Llama {
             });
         }
         let final_norm = tensors.dense("output_norm.weight")?;
-        let embeddings = tensors.dense("token_embd.weight")?;
+        let embeddings = Arc::new(tensors.read("token_embd.weight")?);
         let has = |name: &str| gguf.content().tensor_infos.contains_key(name);
         // Llama 3.1 GGUFs carry their long-context rope correction as a tensor.
         let freq_factors = if has("rope_freqs.weight") {
@@ -213,16 +291,17 @@ impl Llama {
         } else {
             None
         };
-        // Tied embeddings: no `output.weight`, the embedding matrix projects back to tokens.
-        let lm_head = tensors.matmul(if has("output.weight") {
-            "output.weight"
+        // Tied embeddings: no `output.weight`, the embedding matrix projects back to tokens,
+        // held once for both.
+        let lm_head = if has("output.weight") {
+            tensors.matmul("output.weight")?
         } else {
-            "token_embd.weight"
-        })?;
+            tensors.linear("token_embd.weight", embeddings.clone())?
+        };
         let (cos, sin) = rope_tables(&dims, freq_factors.as_deref(), DType::F32, device)?;
         Ok(Llama {
             dims,
-            embeddings,
+            embeddings: Embeddings::Quantized(embeddings),
             blocks,
             final_norm,
             lm_head,
@@ -231,6 +310,7 @@ impl Llama {
             sin,
             device: device.clone(),
             dtype: DType::F32,
+            kv_dtype: DType::F32,
         })
     }
 
@@ -256,33 +336,40 @@ impl Llama {
         };
         check_dims(config_path, &dims)?;
 
-        let mut weights: HashMap<String, (Tensor, PathBuf)> = HashMap::new();
-        for shard in shards {
-            let tensors = candle_core::safetensors::load(shard, &Device::Cpu).map_err(|e| {
-                LocalError::Unsupported {
+        // Memory-mapped: a tensor's bytes are read from the page cache as it is converted to
+        // `dtype` on `device`, so only the converted weights take memory of their own
+        // (reading the shards whole first held them twice).
+        let mapped = shards
+            .iter()
+            .map(|shard| {
+                // SAFETY: the mapping is only read, and only while loading; a shard changed
+                // underneath by another process gives wrong weights, as a file read half-way
+                // through a rewrite would.
+                #[allow(unsafe_code)]
+                let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[shard], dtype, device) };
+                vb.map(|vb| (shard, vb)).map_err(|e| LocalError::Unsupported {
                     path: shard.clone(),
                     problem: format!("not a readable safetensors file: {e}"),
-                }
-            })?;
-            for (name, tensor) in tensors {
-                // Convert shard by shard so that at most one shard is held twice.
-                let tensor = tensor.to_dtype(dtype)?.to_device(device)?;
-                weights.insert(name, (tensor, shard.clone()));
-            }
-        }
-        let mut take = |name: &str| -> Result<Tensor> {
-            weights
-                .remove(name)
-                .map(|(t, _)| t)
-                .ok_or_else(|| LocalError::Unsupported {
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let take = |name: &str| -> Result<Tensor> {
+            let Some((shard, vb)) = mapped.iter().find(|(_, vb)| vb.contains_tensor(name)) else {
+                return Err(LocalError::Unsupported {
                     path: config_path.to_path_buf(),
                     problem: format!("no tensor `{name}` in the safetensors files {shards:?}"),
-                })
+                });
+            };
+            vb.get_unchecked(name).map_err(|source| LocalError::Tensor {
+                path: shard.to_path_buf(),
+                name: name.to_string(),
+                source: Box::new(source),
+            })
         };
         let mut blocks = Vec::with_capacity(dims.layers);
         for i in 0..dims.layers {
             let p = format!("model.layers.{i}");
-            let mut linear = |name: &str| take(&format!("{p}.{name}.weight")).map(Linear::dense);
+            let linear = |name: &str| take(&format!("{p}.{name}.weight")).map(Linear::dense);
             blocks.push(Block {
                 q: linear("self_attn.q_proj")?,
                 k: linear("self_attn.k_proj")?,
@@ -315,7 +402,7 @@ impl Llama {
         let (cos, sin) = rope_tables(&dims, freq_factors.as_deref(), dtype, device)?;
         Ok(Llama {
             dims,
-            embeddings,
+            embeddings: Embeddings::Dense(embeddings),
             blocks,
             final_norm,
             lm_head: Linear::dense(lm_head),
@@ -324,6 +411,7 @@ impl Llama {
             sin,
             device: device.clone(),
             dtype,
+            kv_dtype: dtype,
         })
     }
 
@@ -358,13 +446,14 @@ impl Llama {
         Ok(Llama {
             lm_head: matrix(d.vocab, d.hidden)?,
             final_norm: ones()?,
-            embeddings,
+            embeddings: Embeddings::Dense(embeddings),
             blocks,
             pairs: RopePairs::Halves,
             cos,
             sin,
             device: device.clone(),
             dtype,
+            kv_dtype: dtype,
             dims,
         })
     }
@@ -376,8 +465,8 @@ impl Llama {
         let mut keys = Vec::with_capacity(d.layers);
         let mut values = Vec::with_capacity(d.layers);
         for _ in 0..d.layers {
-            keys.push(Tensor::zeros(shape, self.dtype, &self.device)?);
-            values.push(Tensor::zeros(shape, self.dtype, &self.device)?);
+            keys.push(Tensor::zeros(shape, self.kv_dtype, &self.device)?);
+            values.push(Tensor::zeros(shape, self.kv_dtype, &self.device)?);
         }
         Ok(SequenceState {
             keys,
@@ -390,6 +479,37 @@ impl Llama {
     /// Feeds each sequence its next tokens (a prompt chunk, or the last generated token)
     /// and returns the logits after each sequence's last token: `[sequences, vocab]`, F32.
     pub fn forward(&self, steps: &mut [(&[u32], &mut SequenceState)]) -> Result<Tensor> {
+        let x = self.hidden_states(steps)?;
+        let mut last = Vec::with_capacity(steps.len());
+        let mut end = 0u32;
+        for (tokens, _) in steps.iter() {
+            end += tokens.len() as u32;
+            last.push(end - 1);
+        }
+        let last = Tensor::new(last, &self.device)?;
+        self.logits(&x.index_select(&last, 0)?)
+    }
+
+    /// Feeds one sequence `tokens` and returns the logits after every one of them,
+    /// `[tokens, vocab]` F32: a teacher-forced prompt, position by position, to compare
+    /// with another implementation's.
+    pub fn forward_every_position(
+        &self,
+        tokens: &[u32],
+        state: &mut SequenceState,
+    ) -> Result<Tensor> {
+        let x = self.hidden_states(&mut [(tokens, state)])?;
+        self.logits(&x)
+    }
+
+    fn logits(&self, x: &Tensor) -> Result<Tensor> {
+        let x = rms_norm(x, &self.final_norm, self.dims.rms_eps as f32)?;
+        Ok(self.lm_head.forward(&x)?.to_dtype(DType::F32)?)
+    }
+
+    /// The last block's output for every token fed, `[tokens, hidden]`; each sequence's
+    /// cache advances by its tokens.
+    fn hidden_states(&self, steps: &mut [(&[u32], &mut SequenceState)]) -> Result<Tensor> {
         let d = &self.dims;
         for (tokens, state) in steps.iter() {
             if tokens.is_empty() || state.len + tokens.len() > state.capacity {
@@ -409,12 +529,10 @@ impl Llama {
             .map(|(tokens, state)| self.causal_mask(tokens.len(), state.len))
             .collect::<Result<Vec<_>>>()?;
         let eps = d.rms_eps as f32;
-        let mut x = self.embeddings.embedding(&ids)?.to_dtype(self.dtype)?;
+        let mut x = self.embeddings.lookup(&ids)?.to_dtype(self.dtype)?;
         for (layer, block) in self.blocks.iter().enumerate() {
             let h = rms_norm(&x, &block.attn_norm, eps)?;
-            let q = block.q.forward(&h)?;
-            let k = block.k.forward(&h)?;
-            let v = block.v.forward(&h)?;
+            let [q, k, v] = Linear::forward_all([&block.q, &block.k, &block.v], &h)?;
             let mut outputs = Vec::with_capacity(steps.len());
             let mut row = 0;
             for ((tokens, state), mask) in steps.iter_mut().zip(&masks) {
@@ -432,19 +550,14 @@ impl Llama {
             let attention = Tensor::cat(&outputs, 0)?;
             x = (x + block.o.forward(&attention)?)?;
             let h = rms_norm(&x, &block.ffn_norm, eps)?;
-            let ff = (silu(&block.gate.forward(&h)?)? * block.up.forward(&h)?)?;
+            let [gate, up] = Linear::forward_all([&block.gate, &block.up], &h)?;
+            let ff = (silu(&gate)? * up)?;
             x = (x + block.down.forward(&ff)?)?;
         }
-        let mut last = Vec::with_capacity(steps.len());
-        let mut end = 0u32;
         for (tokens, state) in steps.iter_mut() {
             state.len += tokens.len();
-            end += tokens.len() as u32;
-            last.push(end - 1);
         }
-        let last = Tensor::new(last, &self.device)?;
-        let x = rms_norm(&x.index_select(&last, 0)?, &self.final_norm, eps)?;
-        Ok(self.lm_head.forward(&x)?.to_dtype(DType::F32)?)
+        Ok(x)
     }
 
     /// Attention of one sequence's `t` new positions over its cache. Query heads that share
@@ -477,14 +590,24 @@ impl Llama {
             RopePairs::Adjacent => (rope_i(&q, &cos, &sin)?, rope_i(&k, &cos, &sin)?),
             RopePairs::Halves => (rope(&q, &cos, &sin)?, rope(&k, &cos, &sin)?),
         };
-        state.keys[layer].slice_set(&k, 2, pos)?;
-        state.values[layer].slice_set(&v, 2, pos)?;
+        let (cached_keys, cached_values) = (&state.keys[layer], &state.values[layer]);
+        let cache = cached_keys.dtype();
+        cached_keys.slice_set(&k.to_dtype(cache)?, 2, pos)?;
+        cached_values.slice_set(&v.to_dtype(cache)?, 2, pos)?;
         let total = pos + t;
-        let keys = state.keys[layer].narrow(2, 0, total)?;
-        let values = state.values[layer].narrow(2, 0, total)?;
+        let scale = 1.0 / (d.head_dim as f64).sqrt();
+        if t == 1 && cache == DType::F16 && self.dtype == DType::F32 && self.device.is_cpu() {
+            let op = DecodeAttention {
+                len: total,
+                scale: scale as f32,
+            };
+            return Ok(q.apply_op3_no_bwd(cached_keys, cached_values, &op)?);
+        }
+        // Converting the cache costs once per prompt chunk here, not once per token.
+        let keys = cached_keys.narrow(2, 0, total)?.to_dtype(self.dtype)?;
+        let values = cached_values.narrow(2, 0, total)?.to_dtype(self.dtype)?;
         let group = d.heads / d.kv_heads;
         let q = q.reshape((1, d.kv_heads, group * t, d.head_dim))?;
-        let scale = 1.0 / (d.head_dim as f64).sqrt();
         let mut scores = (q.matmul(&keys.t()?)? * scale)?;
         if let Some(mask) = mask {
             scores = scores
@@ -635,9 +758,13 @@ impl GgufTensors<'_> {
 
     fn matmul(&mut self, name: &str) -> Result<Linear> {
         let q = self.read(name)?;
+        self.linear(name, Arc::new(q))
+    }
+
+    fn linear(&self, name: &str, q: Arc<QTensor>) -> Result<Linear> {
         let linear = match Q4_1Matrix::from_qtensor(&q) {
             Ok(Some(m)) => Ok(Linear::Q4_1(m)),
-            Ok(None) => QMatMul::from_qtensor(q).map(Linear::Candle),
+            Ok(None) => QMatMul::from_arc(q).map(Linear::Candle),
             Err(e) => Err(e),
         };
         linear.map_err(|source| self.error(name, source))

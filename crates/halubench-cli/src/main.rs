@@ -337,6 +337,17 @@ pub enum DtypeArg {
     Bf16,
 }
 
+impl DtypeArg {
+    #[cfg(feature = "local")]
+    pub fn dtype(self) -> candle_core::DType {
+        match self {
+            DtypeArg::F32 => candle_core::DType::F32,
+            DtypeArg::F16 => candle_core::DType::F16,
+            DtypeArg::Bf16 => candle_core::DType::BF16,
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// A registry name (see `halubench datasets list`) or a path to a parquet, JSONL or
@@ -476,6 +487,11 @@ pub struct RunArgs {
     /// GGUF models keep their quantization.
     #[arg(long, value_enum, help_heading = "Local judge")]
     dtype: Option<DtypeArg>,
+
+    /// Local judge: what the KV cache holds. f16 takes half the memory of f32 (as llama.cpp
+    /// keeps it); f32 repeats the reference implementations' arithmetic exactly.
+    #[arg(long, value_enum, default_value_t = DtypeArg::F16, help_heading = "Local judge")]
+    kv_cache: DtypeArg,
 
     /// Local judge: most examples decoded together. Keep --concurrency at least as large so
     /// that batches fill.

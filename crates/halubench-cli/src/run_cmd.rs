@@ -623,11 +623,8 @@ fn local_judge(
             DeviceArg::Cuda => DeviceKind::Cuda,
             DeviceArg::Metal => DeviceKind::Metal,
         },
-        dtype: args.dtype.map(|d| match d {
-            DtypeArg::F32 => candle_core::DType::F32,
-            DtypeArg::F16 => candle_core::DType::F16,
-            DtypeArg::Bf16 => candle_core::DType::BF16,
-        }),
+        dtype: args.dtype.map(DtypeArg::dtype),
+        kv_cache: args.kv_cache.dtype(),
         max_new_tokens: args.max_tokens as usize,
         batch_size: args.batch_size as usize,
     };

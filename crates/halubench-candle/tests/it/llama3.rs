@@ -5,6 +5,7 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
+use candle_core::DType;
 use candle_core::quantized::gguf_file::{self, Value};
 use halubench_candle::template::LLAMA3_FALLBACK;
 use halubench_candle::{ChatTemplate, DeviceKind, Gguf, LocalJudge, LocalSettings, TextCodec};
@@ -110,6 +111,7 @@ fn prompts_over_the_context_are_invalid_too_long() {
             tokenizer: Some(llama3_tokenizer()),
             device: DeviceKind::Cpu,
             dtype: None,
+            kv_cache: DType::F16,
             max_new_tokens,
             batch_size: 4,
         },

