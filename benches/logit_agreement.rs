@@ -121,8 +121,8 @@ fn main() {
         batch_size: 1,
     };
     let loaded = halubench_candle::load(&settings).expect("load the model");
-    let sample = workspace_root()
-        .join("../shared/data/halubench-sample/test-00000-of-00001.parquet");
+    let sample =
+        workspace_root().join("../shared/data/halubench-sample/test-00000-of-00001.parquet");
     let rows = halubench_data::load(&DatasetSpec::file(&sample), &HubSettings::from_env())
         .expect("load the HaluBench sample")
         .examples;
@@ -146,7 +146,7 @@ fn main() {
         .iter()
         .map(|(text, ids)| serde_json::json!({"text": text, "ids": ids}))
         .collect();
-    std::fs::write(&prompts_file, serde_json::to_string(&json).unwrap()).expect("write");
+    std::fs::write(&prompts_file, serde_json::to_string(&json).expect("JSON")).expect("write");
 
     let script = workspace_root().join("scripts/llama-server.sh");
     let output = Command::new("bash")
@@ -177,29 +177,97 @@ fn main() {
         serde_json::from_str(stdout.lines().last().unwrap_or("")).expect("the script's JSON");
 
     let model = loaded.engine.model();
-    let (mut positions, mut agreeing) = (0usize, 0usize);
-    let (mut max_diff, mut diff_sum, mut diff_count) = (0f32, 0f64, 0usize);
+    // The noise floor: the same model with its KV cache in the other type, a change that is
+    // no bug by construction. Differences from llama.cpp of that size are rounding amplified
+    // through the layers (each product rounds its input to 8 bits again), not a mistake.
+    let other_cache = if o.kv_cache == DType::F16 {
+        DType::F32
+    } else {
+        DType::F16
+    };
+    let other = halubench_candle::load(&LocalSettings {
+        kv_cache: other_cache,
+        ..settings.clone()
+    })
+    .expect("load the model again");
+    let mut against_llama_cpp = Totals::default();
+    let mut against_other_cache = Totals::default();
     let mut first_tokens_same = Vec::new();
     for (i, (_, ids)) in prompts.iter().enumerate() {
-        let mut state = model.new_sequence(ids.len()).expect("state");
-        let mut ours: Vec<Vec<f32>> = Vec::with_capacity(ids.len());
-        for chunk in ids.chunks(PREFILL_CHUNK) {
-            let logits = model
-                .forward_every_position(chunk, &mut state)
-                .expect("forward");
-            ours.extend(logits.to_vec2::<f32>().expect("logits"));
-        }
+        let ours = teacher_forced(model, ids);
         let theirs = Tensor::read_npy(o.out.join(format!("llama-cpp-{i}.npy")))
             .and_then(|t| t.to_device(&Device::Cpu))
             .and_then(|t| t.to_vec2::<f32>())
             .expect("llama.cpp's logits");
         assert_eq!(ours.len(), theirs.len(), "prompt {i}: positions");
+        let last = ours.len() - 1;
+        first_tokens_same.push(argmax(&ours[last]) == argmax(&theirs[last]));
+        println!("prompt {i}: {} positions", ours.len());
+        against_llama_cpp.add(&ours, &theirs, "llama.cpp", true);
+        let floor = teacher_forced(other.engine.model(), ids);
+        against_other_cache.add(&ours, &floor, other_cache.as_str(), false);
+    }
+    println!(
+        "against llama.cpp: {}\nagainst our own {} KV cache (the noise floor): {}",
+        against_llama_cpp.line(),
+        other_cache.as_str(),
+        against_other_cache.line()
+    );
+    println!(
+        "{}",
+        serde_json::json!({
+            "model": o.model.file_name().map(|n| n.to_string_lossy().into_owned()),
+            "prompts": prompts.len(),
+            "positions": against_llama_cpp.positions,
+            "top1_agreement": against_llama_cpp.agreement(),
+            "max_abs_diff": against_llama_cpp.max_diff,
+            "mean_abs_diff": against_llama_cpp.mean_diff(),
+            "position0_max_abs_diff": against_llama_cpp.first_position_max_diff,
+            "first_generated_token_same": first_tokens_same,
+            "kv_cache": o.kv_cache.as_str(),
+            "llama_cpp": theirs_info,
+            "noise_floor": {
+                "kv_cache": other_cache.as_str(),
+                "top1_agreement": against_other_cache.agreement(),
+                "max_abs_diff": against_other_cache.max_diff,
+                "mean_abs_diff": against_other_cache.mean_diff(),
+                "position0_max_abs_diff": against_other_cache.first_position_max_diff,
+            },
+        })
+    );
+}
+
+/// Our logits after every position of `ids`, fed in prefill chunks as the judge feeds them.
+fn teacher_forced(model: &halubench_candle::Llama, ids: &[u32]) -> Vec<Vec<f32>> {
+    let mut state = model.new_sequence(ids.len()).expect("state");
+    let mut rows = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(PREFILL_CHUNK) {
+        let logits = model
+            .forward_every_position(chunk, &mut state)
+            .expect("forward");
+        rows.extend(logits.to_vec2::<f32>().expect("logits"));
+    }
+    rows
+}
+
+/// Agreement of our logits with another set, summed over prompts.
+#[derive(Default)]
+struct Totals {
+    positions: usize,
+    agreeing: usize,
+    max_diff: f32,
+    first_position_max_diff: f32,
+    diff_sum: f64,
+    diff_count: usize,
+}
+
+impl Totals {
+    fn add(&mut self, ours: &[Vec<f32>], theirs: &[Vec<f32>], name: &str, show: bool) {
         let mut disagreements = Vec::new();
-        let mut prompt_max = 0f32;
-        for (position, (a, b)) in ours.iter().zip(&theirs).enumerate() {
+        for (position, (a, b)) in ours.iter().zip(theirs).enumerate() {
             let (top_a, top_b) = (argmax(a), argmax(b));
             if top_a == top_b {
-                agreeing += 1;
+                self.agreeing += 1;
             } else {
                 disagreements.push(Disagreement {
                     position,
@@ -209,47 +277,48 @@ fn main() {
                     their_margin: b[top_b as usize] - b[top_a as usize],
                 });
             }
+            let mut row_max = 0f32;
             for (x, y) in a.iter().zip(b) {
                 let d = (x - y).abs();
-                prompt_max = prompt_max.max(d);
-                diff_sum += f64::from(d);
+                row_max = row_max.max(d);
+                self.diff_sum += f64::from(d);
             }
-            diff_count += a.len();
+            if position == 0 {
+                self.first_position_max_diff = self.first_position_max_diff.max(row_max);
+            }
+            self.max_diff = self.max_diff.max(row_max);
+            self.diff_count += a.len();
         }
-        positions += ours.len();
-        max_diff = max_diff.max(prompt_max);
-        let last = ours.len() - 1;
-        first_tokens_same.push(argmax(&ours[last]) == argmax(&theirs[last]));
+        self.positions += ours.len();
         println!(
-            "prompt {i}: {} positions, top-1 agrees at {}, largest |difference| {prompt_max:.4}",
-            ours.len(),
-            ours.len() - disagreements.len(),
+            "  against {name}: top-1 differs at {} positions",
+            disagreements.len()
         );
-        for d in &disagreements {
+        for d in disagreements.iter().filter(|_| show) {
             println!(
-                "  position {}: ours {} by {:.4}, llama.cpp's {} by {:.4}",
+                "    position {}: ours {} by {:.4}, {name}'s {} by {:.4}",
                 d.position, d.ours, d.our_margin, d.theirs, d.their_margin
             );
         }
     }
-    let agreement = agreeing as f64 / positions as f64;
-    println!(
-        "top-1 agreement {agreement:.5} over {positions} positions; largest |logit difference| \
-         {max_diff:.4}, mean {:.5}",
-        diff_sum / diff_count as f64
-    );
-    println!(
-        "{}",
-        serde_json::json!({
-            "model": o.model.file_name().map(|n| n.to_string_lossy().into_owned()),
-            "prompts": prompts.len(),
-            "positions": positions,
-            "top1_agreement": agreement,
-            "max_abs_diff": max_diff,
-            "mean_abs_diff": diff_sum / diff_count as f64,
-            "first_generated_token_same": first_tokens_same,
-            "kv_cache": o.kv_cache.as_str(),
-            "llama_cpp": theirs_info,
-        })
-    );
+
+    fn agreement(&self) -> f64 {
+        self.agreeing as f64 / self.positions as f64
+    }
+
+    fn mean_diff(&self) -> f64 {
+        self.diff_sum / self.diff_count as f64
+    }
+
+    fn line(&self) -> String {
+        format!(
+            "top-1 agreement {:.5} over {} positions; |logit difference| largest {:.4}, mean \
+             {:.5}, largest at position 0 {:.4}",
+            self.agreement(),
+            self.positions,
+            self.max_diff,
+            self.mean_diff(),
+            self.first_position_max_diff
+        )
+    }
 }

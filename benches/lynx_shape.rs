@@ -273,7 +273,10 @@ pub fn write_safetensors(shape: Shape, dir: &Path) {
             random(shape.vocab, shape.hidden),
         ),
         ("model.norm.weight".to_string(), ones(shape.hidden)),
-        ("lm_head.weight".to_string(), random(shape.vocab, shape.hidden)),
+        (
+            "lm_head.weight".to_string(),
+            random(shape.vocab, shape.hidden),
+        ),
     ]);
     for layer in 0..shape.layers {
         let name = |t: &str| format!("model.layers.{layer}.{t}.weight");

@@ -12,6 +12,10 @@
 //! file of exactly the rows judged, 50 or more rounds at every concurrency.
 //! Throughput is counted at the server, from the first request to the last response, so
 //! process start-up and dataset loading are excluded; the whole-process figure is shown too.
+//! "steady" counts only the responses between 4 latencies after the first request and 4
+//! before the last response: the engine's rate once every slot is busy, without the ramp-up
+//! (opening C connections) and the tail (fewer than C calls left), which weigh more the
+//! fewer rounds a run has.
 
 // getrusage has no safe wrapper in std; see common/.
 #![allow(unsafe_code)]
@@ -20,8 +24,8 @@ mod common;
 
 use std::path::Path;
 use std::process::Command;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -35,6 +39,24 @@ struct Window {
     /// Nanoseconds since `epoch` of the first request and of the last response.
     first: AtomicU64,
     last: AtomicU64,
+    /// When each response was written, nanoseconds since `epoch`.
+    responses: Mutex<Vec<u64>>,
+}
+
+impl Window {
+    /// Responses per second between `margin` after the first request and `margin` before
+    /// the last response.
+    fn steady_rate(&self, margin: Duration) -> f64 {
+        let margin = margin.as_nanos() as u64;
+        let from = self.first.load(Ordering::Relaxed) + margin;
+        let to = self.last.load(Ordering::Relaxed).saturating_sub(margin);
+        if to <= from {
+            return f64::NAN;
+        }
+        let responses = self.responses.lock().unwrap_or_else(|e| e.into_inner());
+        let inside = responses.iter().filter(|t| (from..to).contains(t)).count();
+        inside as f64 / Duration::from_nanos(to - from).as_secs_f64()
+    }
 }
 
 fn main() {
@@ -57,12 +79,13 @@ fn main() {
         LATENCY.as_millis()
     );
     println!(
-        "{:>11} {:>9} {:>12} {:>12} {:>9} {:>14} {:>13} {:>8} {:>17}",
+        "{:>11} {:>9} {:>12} {:>12} {:>9} {:>9} {:>14} {:>13} {:>8} {:>17}",
         "concurrency",
         "requests",
         "ceiling/s",
         "measured/s",
         "ratio",
+        "steady",
         "process wall s",
         "CPU ms/req",
         "peak MB",
@@ -140,12 +163,13 @@ fn main() {
         let ceiling = concurrency as f64 / LATENCY.as_secs_f64();
         let measured = served as f64 / span.as_secs_f64();
         println!(
-            "{:>11} {:>9} {:>12.0} {:>12.0} {:>8.1}% {:>14.2} {:>13.3} {:>8.1} {:>17.3}",
+            "{:>11} {:>9} {:>12.0} {:>12.0} {:>8.1}% {:>8.1}% {:>14.2} {:>13.3} {:>8.1} {:>17.3}",
             concurrency,
             served,
             ceiling,
             measured,
             100.0 * measured / ceiling,
+            100.0 * window.steady_rate(4 * LATENCY) / ceiling,
             wall.as_secs_f64(),
             1000.0 * cpu / served as f64,
             after.max_rss_kb as f64 / 1024.0,
@@ -254,10 +278,14 @@ async fn connection(
         );
         write.write_all(response.as_bytes()).await?;
         if !is_get {
+            let now = epoch.elapsed().as_nanos() as u64;
             window.requests.fetch_add(1, Ordering::Relaxed);
+            window.last.fetch_max(now, Ordering::Relaxed);
             window
-                .last
-                .fetch_max(epoch.elapsed().as_nanos() as u64, Ordering::Relaxed);
+                .responses
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(now);
         }
     }
 }

@@ -237,74 +237,76 @@ mod avx2 {
 
 #[cfg(test)]
 mod tests {
-    use candle_core::{DType, Device, Tensor};
+    use candle_core::{DType, Device, Result, Tensor};
 
     use super::*;
 
     /// The same attention through candle's ops on the widened cache.
-    fn reference(q: &Tensor, keys: &Tensor, values: &Tensor, len: usize, scale: f64) -> Tensor {
-        let (_, heads, _, d) = q.dims4().unwrap();
-        let kv_heads = keys.dim(1).unwrap();
-        let keys = keys.narrow(2, 0, len).unwrap().to_dtype(DType::F32).unwrap();
-        let values = values.narrow(2, 0, len).unwrap().to_dtype(DType::F32).unwrap();
-        let q = q.reshape((1, kv_heads, heads / kv_heads, d)).unwrap();
-        let scores = (q.matmul(&keys.t().unwrap()).unwrap() * scale).unwrap();
-        candle_nn::ops::softmax_last_dim(&scores)
-            .unwrap()
-            .matmul(&values)
-            .unwrap()
+    fn reference(q: &Tensor, keys: &Tensor, values: &Tensor, len: usize) -> Result<Tensor> {
+        let (_, heads, _, d) = q.dims4()?;
+        let kv_heads = keys.dim(1)?;
+        let keys = keys.narrow(2, 0, len)?.to_dtype(DType::F32)?;
+        let values = values.narrow(2, 0, len)?.to_dtype(DType::F32)?;
+        let q = q.reshape((1, kv_heads, heads / kv_heads, d))?;
+        let scores = (q.matmul(&keys.t()?)? / (d as f64).sqrt())?;
+        candle_nn::ops::softmax_last_dim(&scores)?
+            .matmul(&values)?
             .reshape((1, heads * d))
-            .unwrap()
     }
 
-    fn check(heads: usize, kv_heads: usize, head_dim: usize, capacity: usize, len: usize) {
+    fn largest_difference(
+        heads: usize,
+        kv_heads: usize,
+        head_dim: usize,
+        capacity: usize,
+        len: usize,
+    ) -> Result<f32> {
         let dev = Device::Cpu;
-        let q = Tensor::randn(0f32, 1.0, (1, heads, 1, head_dim), &dev).unwrap();
-        let cache = |seed: f32| {
-            Tensor::randn(seed, 1.0, (1, kv_heads, capacity, head_dim), &dev)
-                .unwrap()
-                .to_dtype(DType::F16)
-                .unwrap()
+        let q = Tensor::randn(0f32, 1.0, (1, heads, 1, head_dim), &dev)?;
+        let cache = |mean: f32| {
+            Tensor::randn(mean, 1.0, (1, kv_heads, capacity, head_dim), &dev)?.to_dtype(DType::F16)
         };
-        let (keys, values) = (cache(0.0), cache(0.5));
-        let scale = 1.0 / (head_dim as f64).sqrt();
+        let (keys, values) = (cache(0.0)?, cache(0.5)?);
         let op = DecodeAttention {
             len,
-            scale: scale as f32,
+            scale: 1.0 / (head_dim as f32).sqrt(),
         };
-        let ours = q.apply_op3_no_bwd(&keys, &values, &op).unwrap();
-        let expected = reference(&q, &keys, &values, len, scale);
-        let diff = (ours - expected)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .max(0)
-            .unwrap()
+        let ours = q.apply_op3_no_bwd(&keys, &values, &op)?;
+        let expected = reference(&q, &keys, &values, len)?;
+        (ours - expected)?
+            .abs()?
+            .flatten_all()?
+            .max(0)?
             .to_scalar::<f32>()
-            .unwrap();
-        assert!(diff < 1e-5, "{heads}/{kv_heads} heads x {head_dim}: {diff}");
     }
 
     #[test]
-    fn matches_candle_ops_on_the_widened_cache() {
+    fn matches_candle_ops_on_the_widened_cache() -> Result<()> {
         // Llama 3's grouping (SIMD rows), SmolLM2's, and a head size the SIMD code skips.
-        check(32, 8, 128, 40, 33);
-        check(9, 3, 64, 20, 1);
-        check(4, 2, 12, 10, 10);
+        for (heads, kv_heads, head_dim, capacity, len) in
+            [(32, 8, 128, 40, 33), (9, 3, 64, 20, 1), (4, 2, 12, 10, 10)]
+        {
+            let diff = largest_difference(heads, kv_heads, head_dim, capacity, len)?;
+            assert!(diff < 1e-5, "{heads}/{kv_heads} heads x {head_dim}: {diff}");
+        }
+        Ok(())
     }
 
     #[test]
-    fn rejects_a_query_that_does_not_fit_the_cache() {
+    fn rejects_a_query_that_does_not_fit_the_cache() -> Result<()> {
         let dev = Device::Cpu;
-        let q = Tensor::zeros((1, 4, 1, 16), DType::F32, &dev).unwrap();
-        let cache = Tensor::zeros((1, 3, 8, 16), DType::F16, &dev).unwrap();
+        let cache = Tensor::zeros((1, 3, 8, 16), DType::F16, &dev)?;
+        // 4 query heads cannot share 3 key/value heads.
+        let q = Tensor::zeros((1, 4, 1, 16), DType::F32, &dev)?;
         let op = DecodeAttention { len: 4, scale: 1.0 };
-        let e = q.apply_op3_no_bwd(&cache, &cache, &op).unwrap_err();
+        let e = q
+            .apply_op3_no_bwd(&cache, &cache, &op)
+            .expect_err("4 heads over 3");
         assert!(e.to_string().contains("does not fit"), "{e}");
-        let q = Tensor::zeros((1, 6, 1, 16), DType::F32, &dev).unwrap();
+        // More positions than the cache holds.
+        let q = Tensor::zeros((1, 6, 1, 16), DType::F32, &dev)?;
         let op = DecodeAttention { len: 9, scale: 1.0 };
         assert!(q.apply_op3_no_bwd(&cache, &cache, &op).is_err());
+        Ok(())
     }
 }

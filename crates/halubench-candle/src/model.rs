@@ -64,9 +64,10 @@ impl Linear {
     }
 
     /// Through candle's x86 "fused" entry point where it takes the matrix: that keeps every
-    /// input size on its VNNI kernel, where `QMatMul` sends inputs of 32 rows or more to the
-    /// AMX kernel, whose second packed copy of every weight more than doubles the model's
-    /// memory (1.9 against 2.8 GB for a Llama 3.2 1B Q4_K_M file) for no measured speed.
+    /// input size on its VNNI kernel, where `QMatMul` sends inputs of 32 rows or more to an
+    /// AMX kernel whose second packed copy of every weight takes 2.2x the Q4_K bytes, and
+    /// which was the slower one (reports/BENCHMARKS.md: Lynx-8B's shape needed 19 GB instead
+    /// of 10 and prefilled at 6.9 instead of 23 tokens/s).
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         match self {
             Linear::Candle(m) => {
@@ -224,7 +225,7 @@ impl Llama {
     /// Keeps the KV cache of sequences made from now on in `dtype` (F16, BF16 or F32). Keys
     /// and values are rounded to it when stored; attention still computes in the model's type.
     pub fn set_kv_dtype(&mut self, dtype: DType) -> Result<()> {
-        if !dtype.is_float() || dtype == DType::F64 {
+        if !matches!(dtype, DType::F16 | DType::BF16 | DType::F32) {
             return Err(LocalError::Request(format!(
                 "a KV cache of {dtype:?} is not supported (F16, BF16 or F32)"
             )));
@@ -347,10 +348,11 @@ impl Llama {
                 // through a rewrite would.
                 #[allow(unsafe_code)]
                 let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[shard], dtype, device) };
-                vb.map(|vb| (shard, vb)).map_err(|e| LocalError::Unsupported {
-                    path: shard.clone(),
-                    problem: format!("not a readable safetensors file: {e}"),
-                })
+                vb.map(|vb| (shard, vb))
+                    .map_err(|e| LocalError::Unsupported {
+                        path: shard.clone(),
+                        problem: format!("not a readable safetensors file: {e}"),
+                    })
             })
             .collect::<Result<Vec<_>>>()?;
         let take = |name: &str| -> Result<Tensor> {

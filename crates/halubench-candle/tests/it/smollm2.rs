@@ -150,7 +150,10 @@ fn f16_kv_cache_gives_the_f32_caches_greedy_replies_on_real_rows() {
     let reference = exact.engine.generate(&prompts, new_tokens).expect("f32");
     let ours = half.engine.generate(&prompts, new_tokens).expect("f16");
     for (row, (a, b)) in reference.iter().zip(&ours).enumerate() {
-        assert_eq!(a.tokens, b.tokens, "row {row}: the F16 cache changed the reply");
+        assert_eq!(
+            a.tokens, b.tokens,
+            "row {row}: the F16 cache changed the reply"
+        );
     }
 }
 
