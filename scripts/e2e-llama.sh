@@ -10,7 +10,8 @@ cd "$(dirname "$0")/.."
 scripts/llama-server.sh install >/dev/null
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 log=$(mktemp)
-scripts/llama-server.sh serve "$port" >"$log" 2>&1 &
+# HALUBENCH_LLAMA_NO_REPACK=1 on CPUs where llama-cpp-python 0.3.36 crashes repacking weights.
+scripts/llama-server.sh serve "$port" ${HALUBENCH_LLAMA_NO_REPACK:+--no-repack} >"$log" 2>&1 &
 server=$!
 trap 'kill $server 2>/dev/null; rm -f "$log"' EXIT
 for _ in $(seq 120); do

@@ -20,6 +20,7 @@ import statistics
 import time
 
 import llama_cpp
+import llama_cpp_repack
 import numpy as np
 
 TOOLS = os.environ.get("HALUBENCH_TOOLS") or os.path.join(
@@ -71,16 +72,7 @@ def main():
     )
     a = ap.parse_args()
     if a.no_repack:
-        # The high-level Llama takes no such argument: its default model parameters are
-        # patched instead, before it reads them.
-        defaults = llama_cpp.llama_cpp.llama_model_default_params
-
-        def without_repacking():
-            params = defaults()
-            params.use_extra_bufts = False
-            return params
-
-        llama_cpp.llama_cpp.llama_model_default_params = without_repacking
+        llama_cpp_repack.turn_off()
 
     llm = llama_cpp.Llama(
         model_path=a.model,

@@ -18,6 +18,7 @@ import json
 import os
 
 import llama_cpp
+import llama_cpp_repack
 import numpy as np
 
 
@@ -46,14 +47,7 @@ def main():
     )
     a = ap.parse_args()
     if a.no_repack:
-        defaults = llama_cpp.llama_cpp.llama_model_default_params
-
-        def without_repacking():
-            params = defaults()
-            params.use_extra_bufts = False
-            return params
-
-        llama_cpp.llama_cpp.llama_model_default_params = without_repacking
+        llama_cpp_repack.turn_off()
 
     with open(a.prompts) as f:
         prompts = json.load(f)

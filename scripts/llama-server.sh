@@ -5,7 +5,7 @@
 # system-wide. Used by the end-to-end check of `--judge openai` against a real server.
 #
 #   scripts/llama-server.sh install      # venv + model into $HALUBENCH_TOOLS (default .tools/)
-#   scripts/llama-server.sh serve PORT   # start the server on 127.0.0.1:PORT (foreground)
+#   scripts/llama-server.sh serve PORT [--no-repack]  # the server on 127.0.0.1:PORT (foreground)
 #   scripts/llama-server.sh bench [ARGS] # llama.cpp CPU speed reference (scripts/llama-cpp-bench.py)
 #   scripts/llama-server.sh logits [ARGS] # llama.cpp's teacher-forced logits (scripts/llama-cpp-logits.py)
 set -euo pipefail
@@ -39,9 +39,12 @@ install() {
 case "${1:-install}" in
     install) install ;;
     serve)
-        port="${2:?usage: $0 serve PORT}"
-        exec "$venv/bin/python" -m llama_cpp.server --model "$model" --model_alias smollm2 \
-            --host 127.0.0.1 --port "$port" --n_ctx 8192 --n_threads 2
+        # --no-repack (after PORT): llama.cpp without weight repacking, which crashes in
+        # llama-cpp-python 0.3.36 on some AVX-512/AMX CPUs (see scripts/llama_cpp_repack.py).
+        port="${2:?usage: $0 serve PORT [--no-repack]}"
+        shift 2
+        exec "$venv/bin/python" scripts/llama-cpp-server.py --model "$model" \
+            --model_alias smollm2 --host 127.0.0.1 --port "$port" --n_ctx 8192 --n_threads 2 "$@"
         ;;
     bench)
         # HALUBENCH_TOOLS is exported so the bench's default --model resolves to the same cache.
@@ -52,5 +55,5 @@ case "${1:-install}" in
         shift
         HALUBENCH_TOOLS="$tools" exec "$venv/bin/python" scripts/llama-cpp-logits.py "$@"
         ;;
-    *) echo "usage: $0 install | serve PORT | bench [ARGS] | logits [ARGS]" >&2; exit 2 ;;
+    *) echo "usage: $0 install | serve PORT [--no-repack] | bench [ARGS] | logits [ARGS]" >&2; exit 2 ;;
 esac
