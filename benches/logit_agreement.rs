@@ -116,7 +116,7 @@ fn main() {
         tokenizer: None,
         device: DeviceKind::Cpu,
         dtype: None,
-        kv_cache: o.kv_cache,
+        kv_cache: Some(o.kv_cache),
         max_new_tokens: 1,
         batch_size: 1,
     };
@@ -186,7 +186,7 @@ fn main() {
         DType::F16
     };
     let other = halubench_candle::load(&LocalSettings {
-        kv_cache: other_cache,
+        kv_cache: Some(other_cache),
         ..settings.clone()
     })
     .expect("load the model again");

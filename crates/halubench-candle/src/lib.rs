@@ -85,8 +85,9 @@ pub struct LocalSettings {
     /// kernels are far slower), BF16 on a GPU. GGUF models compute in F32.
     pub dtype: Option<DType>,
     /// What the KV cache holds: F16 (or BF16) takes half the memory of F32, as llama.cpp
-    /// keeps it; F32 repeats the reference models' arithmetic exactly.
-    pub kv_cache: DType,
+    /// keeps it; F32 repeats the reference models' arithmetic exactly. None: F16 on a CPU,
+    /// the model's own type on a GPU (no conversion at every step).
+    pub kv_cache: Option<DType>,
     pub max_new_tokens: usize,
     /// Most sequences decoded together.
     pub batch_size: usize,
@@ -132,7 +133,7 @@ pub fn load(settings: &LocalSettings) -> Result<LoadedModel> {
 fn load_gguf(settings: &LocalSettings, device: &Device) -> Result<LoadedModel> {
     let gguf = Gguf::open(&settings.model)?;
     let mut model = Llama::from_gguf(&gguf, device)?;
-    model.set_kv_dtype(settings.kv_cache)?;
+    model.set_kv_dtype(kv_cache(settings, &model))?;
     let codec = match &settings.tokenizer {
         Some(file) => {
             let (bos, stop) = tokenizer::gguf_special_ids(&gguf);
@@ -191,7 +192,7 @@ fn load_safetensors(settings: &LocalSettings, device: &Device) -> Result<LoadedM
     });
     let mut model =
         Llama::from_safetensors(&config_path, &safetensors_shards(dir)?, dtype, device)?;
-    model.set_kv_dtype(settings.kv_cache)?;
+    model.set_kv_dtype(kv_cache(settings, &model))?;
 
     let tokenizer_config = optional_json(&dir.join("tokenizer_config.json"))?;
     let generation_config = optional_json(&dir.join("generation_config.json"))?;
@@ -246,6 +247,14 @@ fn load_safetensors(settings: &LocalSettings, device: &Device) -> Result<LoadedM
         name: dir.display().to_string(),
         format: "safetensors",
     })
+}
+
+fn kv_cache(settings: &LocalSettings, model: &Llama) -> DType {
+    match settings.kv_cache {
+        Some(dtype) => dtype,
+        None if model.device().is_cpu() => DType::F16,
+        None => model.dtype(),
+    }
 }
 
 /// The shard list of `model.safetensors.index.json`, else `model.safetensors`, else every
@@ -364,6 +373,8 @@ pub struct LocalJudge {
     name: String,
     format: &'static str,
     context_length: usize,
+    /// What the KV cache holds, as `LocalSettings::kv_cache` resolved.
+    kv_cache: DType,
     /// Identifies the weights for the response cache without hashing gigabytes.
     weights_identity: String,
     requests: mpsc::Sender<Request>,
@@ -389,6 +400,7 @@ impl LocalJudge {
             format,
         } = load(&settings)?;
         let context_length = engine.model().dims().context_length;
+        let kv_cache = engine.model().kv_dtype();
         let (requests, receiver) = mpsc::channel();
         std::thread::Builder::new()
             .name("halubench-model".to_string())
@@ -406,6 +418,7 @@ impl LocalJudge {
             name,
             format,
             context_length,
+            kv_cache,
             requests,
         })
     }
@@ -518,7 +531,7 @@ impl Judge for LocalJudge {
             ("device".to_string(), s.device.name().to_string()),
             ("max_new_tokens".to_string(), s.max_new_tokens.to_string()),
             ("batch_size".to_string(), s.batch_size.to_string()),
-            ("kv_cache".to_string(), s.kv_cache.as_str().to_string()),
+            ("kv_cache".to_string(), self.kv_cache.as_str().to_string()),
             (
                 "context_length".to_string(),
                 self.context_length.to_string(),
@@ -550,7 +563,7 @@ impl Judge for LocalJudge {
             "weights": self.weights_identity,
             "device": self.settings.device.name(),
             "dtype": self.settings.dtype.map(|d| d.as_str()),
-            "kv_cache": self.settings.kv_cache.as_str(),
+            "kv_cache": self.kv_cache.as_str(),
             "max_new_tokens": self.settings.max_new_tokens,
             // The ids cover the prompt's tokenizer; this covers how the reply is decoded.
             "tokenizer": self.codec.origin(),

@@ -488,10 +488,11 @@ pub struct RunArgs {
     #[arg(long, value_enum, help_heading = "Local judge")]
     dtype: Option<DtypeArg>,
 
-    /// Local judge: what the KV cache holds. f16 takes half the memory of f32 (as llama.cpp
-    /// keeps it); f32 repeats the reference implementations' arithmetic exactly.
-    #[arg(long, value_enum, default_value_t = DtypeArg::F16, help_heading = "Local judge")]
-    kv_cache: DtypeArg,
+    /// Local judge: what the KV cache holds [default: f16 on CPU, the model's type on a GPU].
+    /// f16 takes half the memory of f32 (as llama.cpp keeps it); f32 repeats the reference
+    /// implementations' arithmetic exactly.
+    #[arg(long, value_enum, help_heading = "Local judge")]
+    kv_cache: Option<DtypeArg>,
 
     /// Local judge: most examples decoded together. Keep --concurrency at least as large so
     /// that batches fill.

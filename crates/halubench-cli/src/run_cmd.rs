@@ -624,7 +624,7 @@ fn local_judge(
             DeviceArg::Metal => DeviceKind::Metal,
         },
         dtype: args.dtype.map(DtypeArg::dtype),
-        kv_cache: args.kv_cache.dtype(),
+        kv_cache: args.kv_cache.map(DtypeArg::dtype),
         max_new_tokens: args.max_tokens as usize,
         batch_size: args.batch_size as usize,
     };

@@ -111,7 +111,7 @@ fn prompts_over_the_context_are_invalid_too_long() {
             tokenizer: Some(llama3_tokenizer()),
             device: DeviceKind::Cpu,
             dtype: None,
-            kv_cache: DType::F16,
+            kv_cache: Some(DType::F16),
             max_new_tokens,
             batch_size: 4,
         },

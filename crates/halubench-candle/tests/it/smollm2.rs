@@ -19,7 +19,7 @@ fn settings(batch_size: usize) -> LocalSettings {
         tokenizer: None,
         device: DeviceKind::Cpu,
         dtype: None,
-        kv_cache: DType::F16,
+        kv_cache: None,
         max_new_tokens: 12,
         batch_size,
     }
@@ -133,7 +133,7 @@ fn greedy_output_is_deterministic_and_independent_of_batch_size() {
 fn f16_kv_cache_gives_the_f32_caches_greedy_replies_on_real_rows() {
     let prompt = PromptTemplate::lynx();
     let mut exact = settings(4);
-    exact.kv_cache = DType::F32;
+    exact.kv_cache = Some(DType::F32);
     let exact = halubench_candle::load(&exact).expect("load f32");
     let half = halubench_candle::load(&settings(4)).expect("load f16");
     assert_eq!(half.engine.model().kv_dtype(), DType::F16);

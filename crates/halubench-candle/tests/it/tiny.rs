@@ -117,7 +117,7 @@ fn settings(model: &Path) -> LocalSettings {
         tokenizer: None,
         device: DeviceKind::Cpu,
         dtype: None,
-        kv_cache: DType::F32,
+        kv_cache: Some(DType::F32),
         max_new_tokens: 8,
         batch_size: 1,
     }
