@@ -28,6 +28,7 @@
 // `--threads` sets RAYON_NUM_THREADS before any thread exists: std's set_var is unsafe.
 #![allow(unsafe_code)]
 
+mod bench_flags;
 mod lynx_shape;
 
 /// The allocator the halubench binary runs the judge with, so that these figures are its.
@@ -75,56 +76,32 @@ fn options() -> Options {
         kv_cache: DType::F16,
         safetensors_dtype: DType::F32,
     };
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let mut i = 0;
-    while i < args.len() {
-        let value = args.get(i + 1).cloned().unwrap_or_default();
-        let number = |flag: &str| -> usize {
-            value
-                .parse()
-                .unwrap_or_else(|_| panic!("{flag} needs a number, not {value:?}"))
-        };
-        match args[i].as_str() {
-            "--model" => o.model = PathBuf::from(&value),
-            "--prompt-tokens" => o.prompt_tokens = number("--prompt-tokens"),
-            "--decode-tokens" => o.decode_tokens = number("--decode-tokens"),
-            "--repeats" => o.repeats = number("--repeats"),
-            "--sequences" => o.sequences = number("--sequences").max(1),
-            "--write-gguf" => o.write_gguf = Some(PathBuf::from(&value)),
-            "--write-safetensors" => o.write_safetensors = Some(PathBuf::from(&value)),
-            "--safetensors" => o.safetensors = Some(PathBuf::from(&value)),
-            "--shape" => o.shape = value.clone(),
-            "--tokenizer" => o.tokenizer = PathBuf::from(&value),
-            "--kv-cache" => o.kv_cache = float_type("--kv-cache", &value),
-            "--dtype" => o.safetensors_dtype = float_type("--dtype", &value),
+    let mut flags = bench_flags::Flags::from_env();
+    while let Some(flag) = flags.next_flag() {
+        match flag.as_str() {
+            "--model" => o.model = flags.value(&flag).into(),
+            "--prompt-tokens" => o.prompt_tokens = flags.number(&flag),
+            "--decode-tokens" => o.decode_tokens = flags.number(&flag),
+            "--repeats" => o.repeats = flags.number(&flag),
+            "--sequences" => o.sequences = flags.number(&flag).max(1),
+            "--write-gguf" => o.write_gguf = Some(flags.value(&flag).into()),
+            "--write-safetensors" => o.write_safetensors = Some(flags.value(&flag).into()),
+            "--safetensors" => o.safetensors = Some(flags.value(&flag).into()),
+            "--shape" => o.shape = flags.value(&flag),
+            "--tokenizer" => o.tokenizer = flags.value(&flag).into(),
+            "--kv-cache" => o.kv_cache = flags.float_type(&flag),
+            "--dtype" => o.safetensors_dtype = flags.float_type(&flag),
             "--threads" => {
-                let threads = number("--threads");
+                let threads = flags.number(&flag);
                 // SAFETY: nothing else runs yet: no thread has been started.
                 unsafe { std::env::set_var("RAYON_NUM_THREADS", threads.to_string()) };
             }
-            "--random-8b" => {
-                o.random_8b = true;
-                i += 1;
-                continue;
-            }
+            "--random-8b" => o.random_8b = true,
             // cargo bench passes --bench; anything else is ignored the same way.
-            _ => {
-                i += 1;
-                continue;
-            }
+            _ => {}
         }
-        i += 2;
     }
     o
-}
-
-fn float_type(flag: &str, value: &str) -> DType {
-    match value {
-        "f16" => DType::F16,
-        "bf16" => DType::BF16,
-        "f32" => DType::F32,
-        _ => panic!("{flag} f16|bf16|f32, not {value:?}"),
-    }
 }
 
 fn median(mut v: Vec<f64>) -> f64 {

@@ -16,6 +16,8 @@
 // `--threads` sets RAYON_NUM_THREADS before any thread exists: std's set_var is unsafe.
 #![allow(unsafe_code)]
 
+mod bench_flags;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -46,39 +48,29 @@ fn options() -> Options {
         threads: 2,
         out: root.join("target/logit-agreement"),
     };
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let mut i = 0;
-    while i < args.len() {
-        let value = args.get(i + 1).cloned().unwrap_or_default();
-        let number = |flag: &str| -> usize {
-            value
-                .parse()
-                .unwrap_or_else(|_| panic!("{flag} needs a number, not {value:?}"))
-        };
-        match args[i].as_str() {
-            "--model" => o.model = PathBuf::from(&value),
-            "--rows" => o.rows = number("--rows").max(1),
-            "--max-positions" => o.max_positions = number("--max-positions").max(1),
+    let mut flags = bench_flags::Flags::from_env();
+    while let Some(flag) = flags.next_flag() {
+        match flag.as_str() {
+            "--model" => o.model = flags.value(&flag).into(),
+            "--rows" => o.rows = flags.number(&flag).max(1),
+            "--max-positions" => o.max_positions = flags.number(&flag).max(1),
             "--kv-cache" => {
-                o.kv_cache = match value.as_str() {
-                    "f16" => DType::F16,
-                    "f32" => DType::F32,
-                    _ => panic!("--kv-cache f16|f32, not {value:?}"),
-                }
+                o.kv_cache = flags.float_type(&flag);
+                // The noise floor is the other of the two; llama.cpp's script takes these.
+                assert!(o.kv_cache != DType::BF16, "--kv-cache f16|f32");
             }
             "--flash-attn" => {
-                assert!(value == "on" || value == "off", "--flash-attn on|off");
-                o.flash_attn = value.clone();
+                o.flash_attn = flags.value(&flag);
+                assert!(
+                    o.flash_attn == "on" || o.flash_attn == "off",
+                    "--flash-attn on|off"
+                );
             }
-            "--threads" => o.threads = number("--threads").max(1),
-            "--out" => o.out = PathBuf::from(&value),
+            "--threads" => o.threads = flags.number(&flag).max(1),
+            "--out" => o.out = flags.value(&flag).into(),
             // cargo bench passes --bench; anything else is ignored the same way.
-            _ => {
-                i += 1;
-                continue;
-            }
+            _ => {}
         }
-        i += 2;
     }
     o
 }
@@ -131,11 +123,7 @@ fn main() {
         .iter()
         .take(o.rows)
         .map(|e| {
-            let text = loaded
-                .template
-                .render_user(&lynx.render(e))
-                .expect("render");
-            let mut ids = loaded.codec.encode_prompt(&text).expect("encode");
+            let (text, mut ids) = loaded.prompt(&lynx, e).expect("prompt");
             ids.truncate(o.max_positions);
             (text, ids)
         })

@@ -9,15 +9,9 @@ pub struct ChildrenUsage {
 }
 
 pub fn children_usage() -> ChildrenUsage {
-    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
-    // SAFETY: getrusage writes a complete rusage into the pointer it is given.
-    let usage = unsafe {
-        libc::getrusage(libc::RUSAGE_CHILDREN, usage.as_mut_ptr());
-        usage.assume_init()
-    };
-    let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    let usage = rusage(libc::RUSAGE_CHILDREN);
     ChildrenUsage {
-        cpu_seconds: seconds(usage.ru_utime) + seconds(usage.ru_stime),
+        cpu_seconds: cpu_seconds(&usage),
         max_rss_kb: usage.ru_maxrss,
     }
 }
@@ -26,12 +20,19 @@ pub fn children_usage() -> ChildrenUsage {
 // Each bench compiles this module on its own, and not every bench serves from its process.
 #[allow(dead_code)]
 pub fn own_cpu_seconds() -> f64 {
+    cpu_seconds(&rusage(libc::RUSAGE_SELF))
+}
+
+fn rusage(who: libc::c_int) -> libc::rusage {
     let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
     // SAFETY: getrusage writes a complete rusage into the pointer it is given.
-    let usage = unsafe {
-        libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr());
+    unsafe {
+        libc::getrusage(who, usage.as_mut_ptr());
         usage.assume_init()
-    };
+    }
+}
+
+fn cpu_seconds(usage: &libc::rusage) -> f64 {
     let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
     seconds(usage.ru_utime) + seconds(usage.ru_stime)
 }

@@ -112,6 +112,26 @@ impl std::fmt::Debug for LoadedModel {
     }
 }
 
+impl LoadedModel {
+    /// What the model is given for `example` under `prompt`: the chat text and its ids.
+    pub fn prompt(&self, prompt: &PromptTemplate, example: &Example) -> Result<(String, Vec<u32>)> {
+        render_prompt(&self.template, &self.codec, prompt, example)
+    }
+}
+
+/// The user message `prompt` makes of `example`, in the model's chat template, tokenized:
+/// one path for the judge, the tests and the benches.
+fn render_prompt(
+    template: &ChatTemplate,
+    codec: &TextCodec,
+    prompt: &PromptTemplate,
+    example: &Example,
+) -> Result<(String, Vec<u32>)> {
+    let text = template.render_user(&prompt.render(example))?;
+    let ids = codec.encode_prompt(&text)?;
+    Ok((text, ids))
+}
+
 /// Loads the model, its tokenizer and its chat template.
 pub fn load(settings: &LocalSettings) -> Result<LoadedModel> {
     let device = settings.device.open()?;
@@ -425,8 +445,7 @@ impl LocalJudge {
 
     /// The token ids the model is given for `example`.
     pub fn prompt_ids(&self, example: &Example) -> Result<Vec<u32>> {
-        let text = self.template.render_user(&self.prompt.render(example))?;
-        self.codec.encode_prompt(&text)
+        render_prompt(&self.template, &self.codec, &self.prompt, example).map(|(_, ids)| ids)
     }
 
     async fn call(&self, example: &Example) -> Result<Reply, JudgeError> {

@@ -78,13 +78,7 @@ fn greedy_output_is_deterministic_and_independent_of_batch_size() {
     let mut loaded = halubench_candle::load(&settings(1)).expect("load");
     let mut prompts: Vec<Vec<u32>> = sample_rows()
         .iter()
-        .map(|e| {
-            let text = loaded
-                .template
-                .render_user(&prompt.render(e))
-                .expect("render");
-            loaded.codec.encode_prompt(&text).expect("encode")
-        })
+        .map(|e| loaded.prompt(&prompt, e).expect("prompt").1)
         .collect();
     prompts.sort_by_key(Vec::len);
     // Two short prompts and one long enough to be fed in several prefill chunks.
@@ -140,13 +134,7 @@ fn f16_kv_cache_gives_the_f32_caches_greedy_replies_on_real_rows() {
     let prompts: Vec<Vec<u32>> = sample_rows()
         .iter()
         .take(12)
-        .map(|e| {
-            let text = exact
-                .template
-                .render_user(&prompt.render(e))
-                .expect("render");
-            exact.codec.encode_prompt(&text).expect("encode")
-        })
+        .map(|e| exact.prompt(&prompt, e).expect("prompt").1)
         .collect();
     let new_tokens = 32;
     let reference = exact.engine.generate(&prompts, new_tokens).expect("f32");
@@ -271,11 +259,7 @@ fn p_fail_matches_a_full_softmax_under_teacher_forcing() {
     let mut prompts: Vec<Vec<u32>> = sample_rows()
         .iter()
         .map(|e| {
-            let text = loaded
-                .template
-                .render_user(&prompt.render(e))
-                .expect("render");
-            let mut ids = loaded.codec.encode_prompt(&text).expect("encode");
+            let (_, mut ids) = loaded.prompt(&prompt, e).expect("prompt");
             ids.extend(&forced);
             ids
         })
