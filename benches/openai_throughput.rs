@@ -12,6 +12,11 @@
 //! file of exactly the rows judged, 50 or more rounds at every concurrency.
 //! Throughput is counted at the server, from the first request to the last response, so
 //! process start-up and dataset loading are excluded; the whole-process figure is shown too.
+//! The server holds each call on its own timer thread, not tokio's: tokio's timer wheel
+//! ticks in whole milliseconds, and its 50 ms sleeps ended 1.1-1.5 ms late on average
+//! ("server holds ms" shows the hold as measured), which took 2-3% off the ceiling before
+//! the harness had done anything. "harness call ms" is the journal's mean `latency_ms`: the
+//! hold plus everything the harness and the kernel add to a call.
 //! "steady" counts only the responses between 4 latencies after the first request and 4
 //! before the last response: the engine's rate once every slot is busy, without the ramp-up
 //! (opening C connections) and the tail (fewer than C calls left), which weigh more the
@@ -41,6 +46,11 @@ struct Window {
     last: AtomicU64,
     /// When each response was written, nanoseconds since `epoch`.
     responses: Mutex<Vec<u64>>,
+    /// Sum over requests of the time from having read the request to having written the
+    /// response: the 50 ms plus the timer's lateness and the server's own queueing.
+    held_ns: AtomicU64,
+    connections: AtomicU64,
+    arrivals: Mutex<Vec<u64>>,
 }
 
 impl Window {
@@ -69,6 +79,11 @@ fn main() {
         );
         return;
     }
+    // The server holds a socket per connection too: its descriptor table grown once, up
+    // front, as the harness grows its own (crates/halubench-cli/src/open_files.rs), so that
+    // no RCU grace period stalls its accept loop while 1,024 connections open.
+    let null = std::fs::File::open("/dev/null").expect("/dev/null");
+    drop(rustix::io::fcntl_dupfd_cloexec(&null, 4095).expect("a descriptor table for 4,096"));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -79,7 +94,7 @@ fn main() {
         LATENCY.as_millis()
     );
     println!(
-        "{:>11} {:>9} {:>12} {:>12} {:>9} {:>9} {:>14} {:>13} {:>8} {:>17}",
+        "{:>11} {:>9} {:>12} {:>12} {:>9} {:>9} {:>14} {:>13} {:>8} {:>17} {:>15} {:>15}",
         "concurrency",
         "requests",
         "ceiling/s",
@@ -89,14 +104,24 @@ fn main() {
         "process wall s",
         "CPU ms/req",
         "peak MB",
-        "server CPU ms/req"
+        "server CPU ms/req",
+        "server holds ms",
+        "harness call ms"
     );
-    // `-- --concurrency N` measures that one setting only (for a profiler, say).
+    // `-- --concurrency N` measures that one setting only (for a profiler, say);
+    // `-- --harness FILE` another build of `halubench` (an older one, for a before/after
+    // on the same server).
     let args: Vec<String> = std::env::args().collect();
-    let only: Option<usize> = args
-        .iter()
-        .position(|a| a == "--concurrency")
-        .and_then(|i| args.get(i + 1)?.parse().ok());
+    let flag = |name: &str| {
+        let i = args.iter().position(|a| a == name)?;
+        Some(
+            args.get(i + 1)
+                .unwrap_or_else(|| panic!("{name} needs a value"))
+                .clone(),
+        )
+    };
+    let only: Option<usize> = flag("--concurrency").map(|n| n.parse().expect("--concurrency N"));
+    let harness = flag("--harness").unwrap_or_else(|| env!("CARGO_BIN_EXE_halubench").to_string());
     for (concurrency, requests) in [(64usize, 12_800usize), (256, 25_600), (1_024, 51_200)] {
         if only.is_some_and(|c| c != concurrency) {
             continue;
@@ -107,7 +132,7 @@ fn main() {
         let window = Arc::new(Window::default());
         let listener = runtime.block_on(listen()).expect("listen");
         let base_url = format!("http://{}/v1", listener.local_addr().expect("addr"));
-        let server = runtime.spawn(serve(listener, window.clone(), epoch));
+        let server = runtime.spawn(serve(listener, window.clone(), epoch, Timer::start()));
 
         let work = std::env::temp_dir().join(format!(
             "halubench-throughput-{}-{concurrency}",
@@ -117,7 +142,7 @@ fn main() {
         let cpu_before = common::children_usage().cpu_seconds;
         let server_cpu_before = common::own_cpu_seconds();
         let started = Instant::now();
-        let out = Command::new(env!("CARGO_BIN_EXE_halubench"))
+        let out = Command::new(&harness)
             .args([
                 "run",
                 "--judge",
@@ -154,6 +179,45 @@ fn main() {
             String::from_utf8_lossy(&out.stderr)
         );
         server.abort();
+        eprintln!("connections {}", window.connections.load(Ordering::Relaxed));
+        {
+            let mut a = window.arrivals.lock().unwrap().clone();
+            a.sort();
+            let r = window.responses.lock().unwrap().clone();
+            let first = a[0];
+            let ms = |t: u64| (t - first) as f64 / 1e6;
+            eprintln!(
+                "arrival of request #{}: {:.1} ms; #{}: {:.1}; last request {:.1}; last response {:.1}; first response {:.1}",
+                concurrency / 2,
+                ms(a[concurrency / 2]),
+                concurrency,
+                ms(a[concurrency - 1]),
+                ms(*a.last().unwrap()),
+                ms(*r.iter().max().unwrap()),
+                ms(*r.iter().min().unwrap())
+            );
+            let n = a.len();
+            let mut hist = vec![0usize; 20];
+            for &t in &a[..concurrency] {
+                let b = ((t - first) / 10_000_000) as usize;
+                if b < 20 {
+                    hist[b] += 1;
+                }
+            }
+            eprintln!("first {} requests per 10 ms: {:?}", concurrency, hist);
+            eprintln!(
+                "first request {:.1} ms after the harness started",
+                (first as f64 - started.duration_since(epoch).as_nanos() as f64) / 1e6
+            );
+            eprintln!(
+                "last round: request #{} at {:.1}, #{} at {:.1}",
+                n - concurrency,
+                ms(a[n - concurrency]),
+                n - concurrency / 2,
+                ms(a[n - concurrency / 2])
+            );
+        }
+        let call_ms = mean_call_ms(&work.join("judgements.jsonl"));
         let _ = std::fs::remove_dir_all(&work);
 
         let served = window.requests.load(Ordering::Relaxed);
@@ -162,8 +226,9 @@ fn main() {
         );
         let ceiling = concurrency as f64 / LATENCY.as_secs_f64();
         let measured = served as f64 / span.as_secs_f64();
+        let held_ms = window.held_ns.load(Ordering::Relaxed) as f64 / 1e6 / served as f64;
         println!(
-            "{:>11} {:>9} {:>12.0} {:>12.0} {:>8.1}% {:>8.1}% {:>14.2} {:>13.3} {:>8.1} {:>17.3}",
+            "{:>11} {:>9} {:>12.0} {:>12.0} {:>8.1}% {:>8.1}% {:>14.2} {:>13.3} {:>8.1} {:>17.3} {:>15.2} {:>15.2}",
             concurrency,
             served,
             ceiling,
@@ -173,9 +238,26 @@ fn main() {
             wall.as_secs_f64(),
             1000.0 * cpu / served as f64,
             after.max_rss_kb as f64 / 1024.0,
-            1000.0 * server_cpu / served as f64
+            1000.0 * server_cpu / served as f64,
+            held_ms,
+            call_ms
         );
     }
+}
+
+/// The mean of the journal's `latency_ms`: each call as the harness timed it, from before
+/// sending to the parsed reply. Beside the server's hold time it says how much of a call's
+/// cycle is spent on which side.
+fn mean_call_ms(journal: &Path) -> f64 {
+    let text = std::fs::read_to_string(journal).expect("read the journal");
+    let latencies: Vec<f64> = text
+        .lines()
+        .map(|line| {
+            let judgement: serde_json::Value = serde_json::from_str(line).expect("a judgement");
+            judgement["latency_ms"].as_f64().expect("latency_ms")
+        })
+        .collect();
+    latencies.iter().sum::<f64>() / latencies.len() as f64
 }
 
 /// The rows of `data` repeated, each copy under new ids, into a JSON-lines dataset of
@@ -218,14 +300,77 @@ async fn listen() -> std::io::Result<TcpListener> {
     socket.listen(4096)
 }
 
-async fn serve(listener: TcpListener, window: Arc<Window>, epoch: Instant) {
+/// Ends each held call when its 50 ms are up, a fraction of a millisecond late at most.
+/// Every call is held equally long, so deadlines come in order and a queue is enough; the
+/// timer thread sleeps at least [`Timer::BATCH`] between wake-ups (one per call would cost
+/// the server, and so the harness on the same cores, more CPU than the calls themselves),
+/// and parks while nothing is held.
+#[derive(Clone)]
+struct Timer {
+    held: Arc<Mutex<std::collections::VecDeque<(Instant, tokio::sync::oneshot::Sender<()>)>>>,
+    thread: std::thread::Thread,
+}
+
+impl Timer {
+    const BATCH: Duration = Duration::from_micros(100);
+
+    fn start() -> Timer {
+        let held = Arc::new(Mutex::new(std::collections::VecDeque::new()));
+        let queue = held.clone();
+        let thread = std::thread::spawn(move || {
+            loop {
+                let now = Instant::now();
+                let next = {
+                    let mut queue: std::sync::MutexGuard<
+                        '_,
+                        std::collections::VecDeque<(Instant, tokio::sync::oneshot::Sender<()>)>,
+                    > = queue.lock().unwrap_or_else(|e| e.into_inner());
+                    while queue.front().is_some_and(|(deadline, _)| *deadline <= now) {
+                        if let Some((_, call)) = queue.pop_front() {
+                            let _ = call.send(());
+                        }
+                    }
+                    queue.front().map(|(deadline, _)| *deadline)
+                };
+                match next {
+                    None => std::thread::park(),
+                    Some(deadline) => std::thread::sleep(
+                        deadline
+                            .max(now + Self::BATCH)
+                            .saturating_duration_since(Instant::now()),
+                    ),
+                }
+            }
+        })
+        .thread()
+        .clone();
+        Timer { held, thread }
+    }
+
+    /// Waits until `deadline`.
+    async fn until(&self, deadline: Instant) {
+        let (call, done) = tokio::sync::oneshot::channel();
+        let was_idle = {
+            let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+            held.push_back((deadline, call));
+            held.len() == 1
+        };
+        if was_idle {
+            self.thread.unpark();
+        }
+        let _ = done.await;
+    }
+}
+
+async fn serve(listener: TcpListener, window: Arc<Window>, epoch: Instant, timer: Timer) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             return;
         };
-        let window = window.clone();
+        window.connections.fetch_add(1, Ordering::Relaxed);
+        let (window, timer) = (window.clone(), timer.clone());
         tokio::spawn(async move {
-            let _ = connection(stream, &window, epoch).await;
+            let _ = connection(stream, &window, epoch, &timer).await;
         });
     }
 }
@@ -234,6 +379,7 @@ async fn connection(
     stream: tokio::net::TcpStream,
     window: &Window,
     epoch: Instant,
+    timer: &Timer,
 ) -> std::io::Result<()> {
     stream.set_nodelay(true)?;
     let (read, mut write) = stream.into_split();
@@ -260,6 +406,7 @@ async fn connection(
         }
         let mut body = vec![0; length];
         reader.read_exact(&mut body).await?;
+        let read_at = Instant::now();
         let reply = if is_get {
             "{\"object\":\"list\",\"data\":[]}".to_string()
         } else {
@@ -267,7 +414,8 @@ async fn connection(
             let _ = window
                 .first
                 .compare_exchange(0, now, Ordering::Relaxed, Ordering::Relaxed);
-            tokio::time::sleep(LATENCY).await;
+            window.arrivals.lock().unwrap().push(now);
+            timer.until(read_at + LATENCY).await;
             "{\"model\":\"bench\",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":\"{\\\"REASONING\\\": [\\\"ok\\\"], \\\"SCORE\\\": \\\"PASS\\\"}\"}}],\"usage\":{\"prompt_tokens\":300,\"completion_tokens\":20}}".to_string()
         };
         // One write: a head and a body in two small segments would meet Nagle's algorithm
@@ -280,6 +428,9 @@ async fn connection(
         if !is_get {
             let now = epoch.elapsed().as_nanos() as u64;
             window.requests.fetch_add(1, Ordering::Relaxed);
+            window
+                .held_ns
+                .fetch_add(read_at.elapsed().as_nanos() as u64, Ordering::Relaxed);
             window.last.fetch_max(now, Ordering::Relaxed);
             window
                 .responses

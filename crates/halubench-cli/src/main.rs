@@ -24,6 +24,7 @@ mod run_cmd;
 mod run_files;
 mod runner;
 mod settings;
+mod sockets;
 mod suite_cmd;
 
 use std::path::PathBuf;

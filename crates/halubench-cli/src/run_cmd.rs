@@ -19,7 +19,7 @@ use crate::prices;
 use crate::run_files::{self, JOURNAL};
 use crate::runner::{self, EngineOptions, Journal, RunStats, human_duration};
 use crate::{JudgeKind, RagasModeArg, RuleArgs, RunArgs, rules, settings};
-use crate::{loaded_runs, report_page};
+use crate::{loaded_runs, report_page, sockets};
 
 /// How a run ended, for the exit status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,6 +40,12 @@ impl RunEnd {
 }
 
 pub fn run(registry: &Registry, hub: &HubSettings, args: &RunArgs) -> anyhow::Result<RunEnd> {
+    // First, while this process may still have a single thread (see the module).
+    if matches!(args.judge, JudgeKind::Openai | JudgeKind::Ragas)
+        && let Some(warning) = sockets::prepare(args.concurrency)
+    {
+        eprintln!("warning: {warning}");
+    }
     let judge = build_judge(args, hub)?;
     let spec = registry.resolve(&args.dataset)?;
     let dataset = halubench_data::load(&spec, hub)?;

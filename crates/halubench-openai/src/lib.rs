@@ -32,7 +32,7 @@ use std::time::{Duration, SystemTime};
 use halubench_core::{Example, JudgeInfo, Usage};
 pub use halubench_core::{SafeUrl, UrlError};
 use halubench_judge::{BoxFuture, Judge, JudgeError, PromptTemplate, Reply, parse_verdict};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
@@ -206,9 +206,10 @@ impl OpenAiJudge {
         })
     }
 
-    /// The request body for an example as the settings ask for it: what is sent (less the
-    /// `logprobs` fields once a server has rejected them, see
-    /// [`logprobs_disabled`](Self::logprobs_disabled)), and what the response cache keys on.
+    /// The request body for an example as the settings ask for it: what the response cache
+    /// keys on, and what is sent (less the `logprobs` fields once a server has rejected
+    /// them, see [`logprobs_disabled`](Self::logprobs_disabled)). Kept as a `Value` so that
+    /// cache keys stay what they were; the wire form is built from borrowed parts.
     pub fn request_body(&self, example: &Example) -> serde_json::Value {
         let messages = json!([{"role": "user", "content": self.template.render(example)}]);
         let mut body = self.endpoint.chat_body(messages);
@@ -240,23 +241,41 @@ impl OpenAiJudge {
         self.endpoint.insecure_credentials_warning()
     }
 
+    /// The body sent for `prompt`: [`request_body`](Self::request_body)'s fields, serialized
+    /// straight from borrowed parts (building a `serde_json::Value` tree for every call was
+    /// a measurable share of the engine's CPU).
+    fn wire_body(&self, prompt: &str, with_logprobs: bool) -> Vec<u8> {
+        let settings = &self.endpoint.settings;
+        let request = ChatRequest {
+            model: &settings.model,
+            messages: [ChatMessage {
+                role: "user",
+                content: prompt,
+            }],
+            temperature: settings.temperature,
+            max_tokens: settings.max_tokens,
+            response_format: settings.json_mode.then_some(JSON_OBJECT),
+            logprobs: with_logprobs.then_some(true),
+            top_logprobs: with_logprobs.then_some(TOP_LOGPROBS),
+        };
+        // Plain data with string keys: serializing it cannot fail.
+        serde_json::to_vec(&request).unwrap_or_default()
+    }
+
     async fn call(&self, example: &Example) -> Result<Reply, JudgeError> {
         let endpoint = &self.endpoint;
         let url = endpoint.next_chat_url();
-        let mut body = self.request_body(example);
-        let mut with_logprobs = endpoint.settings.logprobs;
-        if with_logprobs && self.logprobs_disabled() {
-            without_logprobs(&mut body);
-            with_logprobs = false;
-        }
-        let (mut status, mut retry_after, mut text) = endpoint.post(url, &body).await?;
+        let prompt = self.template.render(example);
+        let mut with_logprobs = endpoint.settings.logprobs && !self.logprobs_disabled();
+        let body = self.wire_body(&prompt, with_logprobs);
+        let (mut status, mut retry_after, mut text) = endpoint.post(url, body).await?;
         if with_logprobs && rejects_logprobs(status, &text) {
             // This server does not do logprobs: the same call again without them, and
             // every later call goes without them from the start.
             self.logprobs_rejected.store(true, Ordering::Relaxed);
-            without_logprobs(&mut body);
             with_logprobs = false;
-            (status, retry_after, text) = endpoint.post(url, &body).await?;
+            let body = self.wire_body(&prompt, with_logprobs);
+            (status, retry_after, text) = endpoint.post(url, body).await?;
         }
         let completion = endpoint.completion(&url.shown, status, retry_after, &text)?;
         let raw = completion.content;
@@ -310,6 +329,9 @@ impl Endpoint {
             // A redirect would carry `--header` values (reqwest drops only Authorization) to
             // another host, perhaps over plain http: an endpoint that redirects is an error.
             .redirect(reqwest::redirect::Policy::none())
+            // The runner retries, within its budget; reqwest's own layer would otherwise
+            // copy every request's headers in case it wanted to send it again.
+            .retry(reqwest::retry::never().max_retries_per_request(0))
             .build()
             .map_err(|e| OpenAiError::Client(scrub(&secrets, &error_chain(e))))?;
         let chat_urls = settings
@@ -461,9 +483,13 @@ impl Endpoint {
     async fn post(
         &self,
         url: &ChatUrl,
-        body: &serde_json::Value,
+        body: Vec<u8>,
     ) -> Result<(reqwest::StatusCode, Option<Duration>, String), JudgeError> {
-        let request = self.client.post(url.parsed.clone()).json(body);
+        let request = self
+            .client
+            .post(url.parsed.clone())
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body);
         let url = &url.shown;
         let response = self.send(request, url).await?;
         let status = response.status();
@@ -479,6 +505,8 @@ impl Endpoint {
     /// One chat call with `body` on the next base URL: the whole exchange, classified.
     async fn chat(&self, body: &serde_json::Value) -> Result<Completion, JudgeError> {
         let url = self.next_chat_url();
+        // A `Value` serializes infallibly.
+        let body = serde_json::to_vec(body).unwrap_or_default();
         let (status, retry_after, text) = self.post(url, body).await?;
         self.completion(&url.shown, status, retry_after, &text)
     }
@@ -732,13 +760,6 @@ fn error_chain(error: reqwest::Error) -> String {
 /// servers allow, and PASS or FAIL is nearly always among the first two.
 const TOP_LOGPROBS: u32 = 5;
 
-fn without_logprobs(body: &mut serde_json::Value) {
-    if let Some(object) = body.as_object_mut() {
-        object.remove("logprobs");
-        object.remove("top_logprobs");
-    }
-}
-
 /// A 400 or 422 whose body names the `logprobs` (or `top_logprobs`) parameter: the server
 /// does not do them, or not this many.
 fn rejects_logprobs(status: reqwest::StatusCode, body: &str) -> bool {
@@ -753,6 +774,37 @@ fn snippet(text: &str) -> String {
         None => text.to_string(),
     }
 }
+
+/// A one-message chat request as [`OpenAiJudge::wire_body`] sends it.
+#[derive(Serialize)]
+struct ChatRequest<'a> {
+    model: &'a str,
+    messages: [ChatMessage<'a>; 1],
+    temperature: f64,
+    max_tokens: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    response_format: Option<ResponseFormat>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    logprobs: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    top_logprobs: Option<u32>,
+}
+
+#[derive(Serialize)]
+struct ChatMessage<'a> {
+    role: &'static str,
+    content: &'a str,
+}
+
+#[derive(Serialize, Clone, Copy)]
+struct ResponseFormat {
+    #[serde(rename = "type")]
+    kind: &'static str,
+}
+
+const JSON_OBJECT: ResponseFormat = ResponseFormat {
+    kind: "json_object",
+};
 
 #[derive(Debug, Deserialize)]
 struct ChatResponse {

@@ -522,6 +522,34 @@ fn cache_keys_hash_the_full_request() {
 }
 
 #[test]
+fn the_body_sent_is_the_request_body_the_cache_keys_on() {
+    for (json_mode, logprobs) in [(false, false), (true, false), (false, true), (true, true)] {
+        let mut settings = offline_settings();
+        settings.json_mode = json_mode;
+        settings.logprobs = logprobs;
+        settings.temperature = 0.3;
+        let judge = judge_with(settings);
+        let prompt = PromptTemplate::lynx().render(&example());
+        let sent: serde_json::Value =
+            serde_json::from_slice(&judge.wire_body(&prompt, logprobs)).expect("JSON");
+        assert_eq!(
+            sent,
+            judge.request_body(&example()),
+            "{json_mode} {logprobs}"
+        );
+    }
+    // Without logprobs once rejected: the same body less its two logprobs fields.
+    let judge = judge_with(offline_settings());
+    let prompt = PromptTemplate::lynx().render(&example());
+    let sent: serde_json::Value =
+        serde_json::from_slice(&judge.wire_body(&prompt, false)).expect("JSON");
+    let mut expected = judge.request_body(&example());
+    let object = expected.as_object_mut().expect("an object");
+    assert!(object.remove("logprobs").is_some() && object.remove("top_logprobs").is_some());
+    assert_eq!(sent, expected);
+}
+
+#[test]
 fn the_scrubber_replaces_longest_secrets_first() {
     let url = SafeUrl::parse("https://proxy/v1?a=abcd&b=abcdefgh&c=xy").expect("a URL");
     let mut settings = OpenAiSettings::new(url, "m");
