@@ -17,6 +17,8 @@
 //! ("server holds ms" shows the hold as measured), which took 2-3% off the ceiling before
 //! the harness had done anything. "harness call ms" is the journal's mean `latency_ms`: the
 //! hold plus everything the harness and the kernel add to a call.
+//! "ramp ms" is the time from the first request to the C-th (the connections opening),
+//! "connections" how many the harness opened.
 //! "steady" counts only the responses between 4 latencies after the first request and 4
 //! before the last response: the engine's rate once every slot is busy, without the ramp-up
 //! (opening C connections) and the tail (fewer than C calls left), which weigh more the
@@ -27,6 +29,7 @@
 
 mod common;
 
+use std::collections::VecDeque;
 use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -35,6 +38,7 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
+use tokio::sync::oneshot;
 
 const LATENCY: Duration = Duration::from_millis(50);
 
@@ -49,11 +53,28 @@ struct Window {
     /// Sum over requests of the time from having read the request to having written the
     /// response: the 50 ms plus the timer's lateness and the server's own queueing.
     held_ns: AtomicU64,
+    /// Connections accepted: one per call in flight, unless the harness opens more.
     connections: AtomicU64,
+    /// When each request was read, nanoseconds since `epoch`.
     arrivals: Mutex<Vec<u64>>,
 }
 
 impl Window {
+    /// From the first request to the `concurrency`-th: how long the harness took to open
+    /// its connections and send a first call on each.
+    fn ramp(&self, concurrency: usize) -> Duration {
+        let mut arrivals = self
+            .arrivals
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        arrivals.sort_unstable();
+        match (arrivals.first(), arrivals.get(concurrency - 1)) {
+            (Some(first), Some(last)) => Duration::from_nanos(last - first),
+            _ => Duration::ZERO,
+        }
+    }
+
     /// Responses per second between `margin` after the first request and `margin` before
     /// the last response.
     fn steady_rate(&self, margin: Duration) -> f64 {
@@ -80,7 +101,7 @@ fn main() {
         return;
     }
     // The server holds a socket per connection too: its descriptor table grown once, up
-    // front, as the harness grows its own (crates/halubench-cli/src/open_files.rs), so that
+    // front, as the harness grows its own (crates/halubench-cli/src/sockets.rs), so that
     // no RCU grace period stalls its accept loop while 1,024 connections open.
     let null = std::fs::File::open("/dev/null").expect("/dev/null");
     drop(rustix::io::fcntl_dupfd_cloexec(&null, 4095).expect("a descriptor table for 4,096"));
@@ -94,7 +115,7 @@ fn main() {
         LATENCY.as_millis()
     );
     println!(
-        "{:>11} {:>9} {:>12} {:>12} {:>9} {:>9} {:>14} {:>13} {:>8} {:>17} {:>15} {:>15}",
+        "{:>11} {:>9} {:>12} {:>12} {:>9} {:>9} {:>14} {:>13} {:>8} {:>17} {:>15} {:>15} {:>8} {:>11}",
         "concurrency",
         "requests",
         "ceiling/s",
@@ -106,7 +127,9 @@ fn main() {
         "peak MB",
         "server CPU ms/req",
         "server holds ms",
-        "harness call ms"
+        "harness call ms",
+        "ramp ms",
+        "connections"
     );
     // `-- --concurrency N` measures that one setting only (for a profiler, say);
     // `-- --harness FILE` another build of `halubench` (an older one, for a before/after
@@ -179,44 +202,6 @@ fn main() {
             String::from_utf8_lossy(&out.stderr)
         );
         server.abort();
-        eprintln!("connections {}", window.connections.load(Ordering::Relaxed));
-        {
-            let mut a = window.arrivals.lock().unwrap().clone();
-            a.sort();
-            let r = window.responses.lock().unwrap().clone();
-            let first = a[0];
-            let ms = |t: u64| (t - first) as f64 / 1e6;
-            eprintln!(
-                "arrival of request #{}: {:.1} ms; #{}: {:.1}; last request {:.1}; last response {:.1}; first response {:.1}",
-                concurrency / 2,
-                ms(a[concurrency / 2]),
-                concurrency,
-                ms(a[concurrency - 1]),
-                ms(*a.last().unwrap()),
-                ms(*r.iter().max().unwrap()),
-                ms(*r.iter().min().unwrap())
-            );
-            let n = a.len();
-            let mut hist = vec![0usize; 20];
-            for &t in &a[..concurrency] {
-                let b = ((t - first) / 10_000_000) as usize;
-                if b < 20 {
-                    hist[b] += 1;
-                }
-            }
-            eprintln!("first {} requests per 10 ms: {:?}", concurrency, hist);
-            eprintln!(
-                "first request {:.1} ms after the harness started",
-                (first as f64 - started.duration_since(epoch).as_nanos() as f64) / 1e6
-            );
-            eprintln!(
-                "last round: request #{} at {:.1}, #{} at {:.1}",
-                n - concurrency,
-                ms(a[n - concurrency]),
-                n - concurrency / 2,
-                ms(a[n - concurrency / 2])
-            );
-        }
         let call_ms = mean_call_ms(&work.join("judgements.jsonl"));
         let _ = std::fs::remove_dir_all(&work);
 
@@ -228,7 +213,7 @@ fn main() {
         let measured = served as f64 / span.as_secs_f64();
         let held_ms = window.held_ns.load(Ordering::Relaxed) as f64 / 1e6 / served as f64;
         println!(
-            "{:>11} {:>9} {:>12.0} {:>12.0} {:>8.1}% {:>8.1}% {:>14.2} {:>13.3} {:>8.1} {:>17.3} {:>15.2} {:>15.2}",
+            "{:>11} {:>9} {:>12.0} {:>12.0} {:>8.1}% {:>8.1}% {:>14.2} {:>13.3} {:>8.1} {:>17.3} {:>15.2} {:>15.2} {:>8.1} {:>11}",
             concurrency,
             served,
             ceiling,
@@ -240,7 +225,9 @@ fn main() {
             after.max_rss_kb as f64 / 1024.0,
             1000.0 * server_cpu / served as f64,
             held_ms,
-            call_ms
+            call_ms,
+            window.ramp(concurrency).as_secs_f64() * 1000.0,
+            window.connections.load(Ordering::Relaxed)
         );
     }
 }
@@ -307,7 +294,7 @@ async fn listen() -> std::io::Result<TcpListener> {
 /// and parks while nothing is held.
 #[derive(Clone)]
 struct Timer {
-    held: Arc<Mutex<std::collections::VecDeque<(Instant, tokio::sync::oneshot::Sender<()>)>>>,
+    held: Arc<Mutex<VecDeque<(Instant, oneshot::Sender<()>)>>>,
     thread: std::thread::Thread,
 }
 
@@ -315,16 +302,13 @@ impl Timer {
     const BATCH: Duration = Duration::from_micros(100);
 
     fn start() -> Timer {
-        let held = Arc::new(Mutex::new(std::collections::VecDeque::new()));
+        let held: Arc<Mutex<VecDeque<(Instant, oneshot::Sender<()>)>>> = Arc::default();
         let queue = held.clone();
         let thread = std::thread::spawn(move || {
             loop {
                 let now = Instant::now();
                 let next = {
-                    let mut queue: std::sync::MutexGuard<
-                        '_,
-                        std::collections::VecDeque<(Instant, tokio::sync::oneshot::Sender<()>)>,
-                    > = queue.lock().unwrap_or_else(|e| e.into_inner());
+                    let mut queue = queue.lock().unwrap_or_else(|e| e.into_inner());
                     while queue.front().is_some_and(|(deadline, _)| *deadline <= now) {
                         if let Some((_, call)) = queue.pop_front() {
                             let _ = call.send(());
@@ -349,7 +333,7 @@ impl Timer {
 
     /// Waits until `deadline`.
     async fn until(&self, deadline: Instant) {
-        let (call, done) = tokio::sync::oneshot::channel();
+        let (call, done) = oneshot::channel();
         let was_idle = {
             let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
             held.push_back((deadline, call));
@@ -414,7 +398,11 @@ async fn connection(
             let _ = window
                 .first
                 .compare_exchange(0, now, Ordering::Relaxed, Ordering::Relaxed);
-            window.arrivals.lock().unwrap().push(now);
+            window
+                .arrivals
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(now);
             timer.until(read_at + LATENCY).await;
             "{\"model\":\"bench\",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":\"{\\\"REASONING\\\": [\\\"ok\\\"], \\\"SCORE\\\": \\\"PASS\\\"}\"}}],\"usage\":{\"prompt_tokens\":300,\"completion_tokens\":20}}".to_string()
         };
