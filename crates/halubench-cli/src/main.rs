@@ -578,7 +578,8 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 0)]
     seed: u64,
 
-    /// How many judge calls may be in flight at once.
+    /// How many judge calls may be in flight at once. For the endpoint judges the soft limit
+    /// on open files is raised to fit (within `ulimit -Hn`; a warning says when it cannot).
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=4096))]
     concurrency: u32,
 
