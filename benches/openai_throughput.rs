@@ -294,15 +294,18 @@ async fn listen() -> std::io::Result<TcpListener> {
 /// and parks while nothing is held.
 #[derive(Clone)]
 struct Timer {
-    held: Arc<Mutex<VecDeque<(Instant, oneshot::Sender<()>)>>>,
+    held: Arc<Mutex<Held>>,
     thread: std::thread::Thread,
 }
+
+/// The calls held, each with its deadline and the channel that ends it, earliest first.
+type Held = VecDeque<(Instant, oneshot::Sender<()>)>;
 
 impl Timer {
     const BATCH: Duration = Duration::from_micros(100);
 
     fn start() -> Timer {
-        let held: Arc<Mutex<VecDeque<(Instant, oneshot::Sender<()>)>>> = Arc::default();
+        let held: Arc<Mutex<Held>> = Arc::default();
         let queue = held.clone();
         let thread = std::thread::spawn(move || {
             loop {
