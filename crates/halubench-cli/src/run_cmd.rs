@@ -41,10 +41,12 @@ impl RunEnd {
 
 pub fn run(registry: &Registry, hub: &HubSettings, args: &RunArgs) -> anyhow::Result<RunEnd> {
     // First, while this process may still have a single thread (see the module).
-    if matches!(args.judge, JudgeKind::Openai | JudgeKind::Ragas)
-        && let Some(warning) = sockets::prepare(args.concurrency)
-    {
-        eprintln!("warning: {warning}");
+    if matches!(args.judge, JudgeKind::Openai | JudgeKind::Ragas) {
+        if let Some(warning) = sockets::prepare(args.concurrency) {
+            eprintln!("warning: {warning}");
+        }
+    } else {
+        sockets::restore_huge_pages();
     }
     let judge = build_judge(args, hub)?;
     let spec = registry.resolve(&args.dataset)?;

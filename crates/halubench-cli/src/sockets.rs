@@ -9,7 +9,13 @@
 //!   also fail calls with "Too many open files": it is raised, within the hard limit.
 //! - mimalloc asks for transparent huge pages for its arena, so the first touch of each
 //!   2 MiB zeroes all of it: more than half the CPU of opening the connections, for memory
-//!   the run uses sparsely. The local judge keeps them (its weights are dense and large).
+//!   the run uses sparsely. The local judge keeps them (its weights are dense and large):
+//!   a suite that runs it after an endpoint judge, in the same process, turns them back on.
+
+/// Set once [`prepare`] has turned transparent huge pages off, so that only that is undone.
+#[cfg(target_os = "linux")]
+static HUGE_PAGES_TURNED_OFF: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
 
 /// Descriptors beyond the calls in flight: files, the journal, the cache, and connections
 /// that the HTTP client opens while an idle one is on its way back to its pool.
@@ -22,7 +28,9 @@ pub fn prepare(concurrency: u32) -> Option<String> {
     use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
 
     #[cfg(target_os = "linux")]
-    let _ = rustix::thread::disable_transparent_huge_pages(true);
+    if rustix::thread::disable_transparent_huge_pages(true).is_ok() {
+        HUGE_PAGES_TURNED_OFF.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
 
     // Twice the calls: a connection being replaced and its replacement overlap.
     let needed = 2 * u64::from(concurrency) + HEADROOM;
@@ -62,6 +70,15 @@ pub fn prepare(_concurrency: u32) -> Option<String> {
     None
 }
 
+/// Turns transparent huge pages back on if [`prepare`] turned them off: for a judge that
+/// runs a model in this process.
+pub fn restore_huge_pages() {
+    #[cfg(target_os = "linux")]
+    if HUGE_PAGES_TURNED_OFF.swap(false, std::sync::atomic::Ordering::Relaxed) {
+        let _ = rustix::thread::disable_transparent_huge_pages(false);
+    }
+}
+
 #[cfg(all(test, target_os = "linux"))]
 mod tests {
     use rustix::process::{Resource, getrlimit};
@@ -83,9 +100,9 @@ mod tests {
             .and_then(|size| size.trim().parse().ok())
             .expect("FDSize");
         assert!(size >= needed, "FDSize {size}");
-        assert_eq!(
-            rustix::thread::transparent_huge_pages_are_disabled().ok(),
-            Some(true)
-        );
+        let huge_pages_off = rustix::thread::transparent_huge_pages_are_disabled;
+        assert_eq!(huge_pages_off().ok(), Some(true));
+        super::restore_huge_pages();
+        assert_eq!(huge_pages_off().ok(), Some(false));
     }
 }
