@@ -17,6 +17,7 @@
 //! ("server holds ms" shows the hold as measured), which took 2-3% off the ceiling before
 //! the harness had done anything. "harness call ms" is the journal's mean `latency_ms`: the
 //! hold plus everything the harness and the kernel add to a call.
+//! "end s" is the time from the last response to the harness's exit (scores, reports).
 //! "ramp ms" is the time from the first request to the C-th (the connections opening),
 //! "connections" how many the harness opened.
 //! "steady" counts only the responses between 4 latencies after the first request and 4
@@ -115,7 +116,7 @@ fn main() {
         LATENCY.as_millis()
     );
     println!(
-        "{:>11} {:>9} {:>12} {:>12} {:>9} {:>9} {:>14} {:>13} {:>8} {:>17} {:>15} {:>15} {:>8} {:>11}",
+        "{:>11} {:>9} {:>12} {:>12} {:>9} {:>9} {:>14} {:>6} {:>13} {:>8} {:>17} {:>15} {:>15} {:>8} {:>11}",
         "concurrency",
         "requests",
         "ceiling/s",
@@ -123,6 +124,7 @@ fn main() {
         "ratio",
         "steady",
         "process wall s",
+        "end s",
         "CPU ms/req",
         "peak MB",
         "server CPU ms/req",
@@ -193,6 +195,10 @@ fn main() {
             .output()
             .expect("run halubench");
         let wall = started.elapsed();
+        // From the last response to the harness's exit: scoring, reports, charts.
+        let end = (epoch + Duration::from_nanos(window.last.load(Ordering::Relaxed)))
+            .checked_duration_since(started)
+            .map_or(Duration::ZERO, |last| wall.saturating_sub(last));
         let server_cpu = common::own_cpu_seconds() - server_cpu_before;
         let after = common::children_usage();
         let cpu = after.cpu_seconds - cpu_before;
@@ -213,7 +219,7 @@ fn main() {
         let measured = served as f64 / span.as_secs_f64();
         let held_ms = window.held_ns.load(Ordering::Relaxed) as f64 / 1e6 / served as f64;
         println!(
-            "{:>11} {:>9} {:>12.0} {:>12.0} {:>8.1}% {:>8.1}% {:>14.2} {:>13.3} {:>8.1} {:>17.3} {:>15.2} {:>15.2} {:>8.1} {:>11}",
+            "{:>11} {:>9} {:>12.0} {:>12.0} {:>8.1}% {:>8.1}% {:>14.2} {:>6.2} {:>13.3} {:>8.1} {:>17.3} {:>15.2} {:>15.2} {:>8.1} {:>11}",
             concurrency,
             served,
             ceiling,
@@ -221,6 +227,7 @@ fn main() {
             100.0 * measured / ceiling,
             100.0 * window.steady_rate(4 * LATENCY) / ceiling,
             wall.as_secs_f64(),
+            end.as_secs_f64(),
             1000.0 * cpu / served as f64,
             after.max_rss_kb as f64 / 1024.0,
             1000.0 * server_cpu / served as f64,
