@@ -59,7 +59,14 @@ pub fn panel(
     }
     let summary = Summary::from_judgements(&judgements);
     println!("{}", run_files::write_summaries(out, &manifest, &summary)?);
-    report_page::report_run(registry, hub, out, None, report_page::Reading::default());
+    report_page::report_run(
+        registry,
+        hub,
+        out,
+        None,
+        report_page::Reading::default(),
+        None,
+    );
     println!("report: {}", out.display());
     Ok(())
 }

@@ -280,18 +280,24 @@ pub fn write_report(
 
 /// The charts and report.html of one finished run, in its own directory. A report that
 /// cannot be drawn is a warning: the run's results are already safe in its journal.
+/// `examples` are all the run's examples when the caller still holds them; otherwise the
+/// example cards read their texts from the dataset again.
 pub fn report_run(
     registry: &Registry,
     hub: &HubSettings,
     dir: &Path,
     history: Option<&Path>,
     reading: Reading<'_>,
+    examples: Option<Vec<Example>>,
 ) {
     let written = (|| -> anyhow::Result<()> {
         let run = load_run(dir)?;
-        let texts = example_texts(registry, hub, &run.manifest)
-            .map_err(|warning| eprintln!("warning: {warning}"))
-            .ok();
+        let texts = match examples {
+            Some(examples) => Some(examples.into_iter().map(|e| (e.id.clone(), e)).collect()),
+            None => example_texts(registry, hub, &run.manifest)
+                .map_err(|warning| eprintln!("warning: {warning}"))
+                .ok(),
+        };
         // The history only feeds the trend chart: if it cannot be read, the report goes
         // without that chart.
         let history = match history.filter(|p| p.is_file()).map(crate::history::read) {

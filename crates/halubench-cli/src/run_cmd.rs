@@ -91,6 +91,9 @@ pub fn run(registry: &Registry, hub: &HubSettings, args: &RunArgs) -> anyhow::Re
         )?),
         None => None,
     };
+    // Without --resume the examples judged are all the run's: the report can show them
+    // without loading the dataset again.
+    let judging_all = resumed.is_none();
     let todo: Vec<_> = match &resumed {
         Some(Resumed { finished, .. }) => examples
             .into_iter()
@@ -169,13 +172,14 @@ pub fn run(registry: &Registry, hub: &HubSettings, args: &RunArgs) -> anyhow::Re
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
+    let todo = Arc::new(todo);
     let stats = runtime.block_on(async {
         if !todo.is_empty() {
             judge.health().await.context("the judge is not ready")?;
         }
         let engine_loop = tokio::spawn(runner::run(
             judge.clone(),
-            Arc::new(todo),
+            todo.clone(),
             engine,
             journal,
             keep_going,
@@ -216,12 +220,14 @@ pub fn run(registry: &Registry, hub: &HubSettings, args: &RunArgs) -> anyhow::Re
             eprintln!("warning: the run is not in the history: {e:#}");
         }
     }
+    let examples = Arc::try_unwrap(todo).ok().filter(|_| judging_all);
     report_page::report_run(
         registry,
         hub,
         &dir,
         history_path.as_deref(),
         report_page::Reading::default(),
+        examples,
     );
     println!("{markdown}");
     println!("report: {}", dir.display());
@@ -494,7 +500,7 @@ pub fn rescore(
         rule: rule.rule,
         lengths: lengths.as_ref(),
     };
-    report_page::report_run(registry, hub, dir, history.as_deref(), reading);
+    report_page::report_run(registry, hub, dir, history.as_deref(), reading, None);
     println!("report: {}", dir.display());
     Ok(())
 }
