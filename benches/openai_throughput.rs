@@ -17,6 +17,8 @@
 //! ("server holds ms" shows the hold as measured), which took 2-3% off the ceiling before
 //! the harness had done anything. "harness call ms" is the journal's mean `latency_ms`: the
 //! hold plus everything the harness and the kernel add to a call.
+//! `-- --concurrency N` runs one setting, `-- --harness FILE` another build of `halubench`
+//! (an older one, for a before/after on the same server).
 //! "end s" is the time from the last response to the harness's exit (scores, reports).
 //! "ramp ms" is the time from the first request to the C-th (the connections opening),
 //! "connections" how many the harness opened.

@@ -17,9 +17,9 @@ use tokio::task::JoinSet;
 
 use crate::cache::ResponseCache;
 
-/// The append-only `judgements.jsonl`: one JSON object per line, written with a single
-/// `write` each so that a line is never interleaved, and not buffered so that a finished
-/// judgement survives a `kill -9`.
+/// The append-only `judgements.jsonl`: one JSON object per line. The lines of the calls that
+/// finished together go out in a single `write`, so that a line is never interleaved, and
+/// nothing is held back for later, so that a finished judgement survives a `kill -9`.
 pub struct Journal {
     file: File,
     path: std::path::PathBuf,
