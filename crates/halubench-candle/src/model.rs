@@ -69,16 +69,22 @@ impl Linear {
     /// which was the slower one (reports/BENCHMARKS.md: Lynx-8B's shape needed 19 GB instead
     /// of 10 and prefilled at 6.9 instead of 23 tokens/s).
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        if let Some(t) = self.quantized()
+            && let Some(mut y) = QTensor::gemv_fused_shared_lhs(&[t], x)?
+        {
+            return Ok(y.remove(0));
+        }
         match self {
-            Linear::Candle(m) => {
-                if let QMatMul::QTensor(t) = m
-                    && let Some(mut y) = QTensor::gemv_fused_shared_lhs(&[t.as_ref()], x)?
-                {
-                    return Ok(y.remove(0));
-                }
-                m.forward(x)
-            }
+            Linear::Candle(m) => m.forward(x),
             Linear::Q4_1(m) => m.forward(x),
+        }
+    }
+
+    /// The quantized matrix candle multiplies, if this is one.
+    fn quantized(&self) -> Option<&QTensor> {
+        match self {
+            Linear::Candle(QMatMul::QTensor(t)) => Some(t),
+            _ => None,
         }
     }
 
@@ -89,13 +95,7 @@ impl Linear {
         linears: [&Linear; N],
         x: &Tensor,
     ) -> candle_core::Result<[Tensor; N]> {
-        let quantized: Vec<&QTensor> = linears
-            .iter()
-            .filter_map(|l| match l {
-                Linear::Candle(QMatMul::QTensor(t)) => Some(t.as_ref()),
-                _ => None,
-            })
-            .collect();
+        let quantized: Vec<&QTensor> = linears.iter().filter_map(|l| l.quantized()).collect();
         if quantized.len() == N
             && let Some(outputs) = QTensor::gemv_fused_shared_lhs(&quantized, x)?
             && let Ok(outputs) = <[Tensor; N]>::try_from(outputs)

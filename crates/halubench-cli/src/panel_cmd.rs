@@ -53,10 +53,7 @@ pub fn panel(
     let manifest = manifest(out, &runs);
     run_files::write_manifest(out, &manifest)?;
     let judgements = verdicts(&runs);
-    let mut journal = Journal::create(&out.join(JOURNAL))?;
-    for judgement in &judgements {
-        journal.append(judgement)?;
-    }
+    Journal::create(&out.join(JOURNAL))?.append(&judgements)?;
     let summary = Summary::from_judgements(&judgements);
     println!("{}", run_files::write_summaries(out, &manifest, &summary)?);
     report_page::report_run(

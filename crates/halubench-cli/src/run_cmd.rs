@@ -91,9 +91,6 @@ pub fn run(registry: &Registry, hub: &HubSettings, args: &RunArgs) -> anyhow::Re
         )?),
         None => None,
     };
-    // Without --resume the examples judged are all the run's: the report can show them
-    // without loading the dataset again.
-    let judging_all = resumed.is_none();
     let todo: Vec<_> = match &resumed {
         Some(Resumed { finished, .. }) => examples
             .into_iter()
@@ -220,7 +217,11 @@ pub fn run(registry: &Registry, hub: &HubSettings, args: &RunArgs) -> anyhow::Re
             eprintln!("warning: the run is not in the history: {e:#}");
         }
     }
-    let examples = Arc::try_unwrap(todo).ok().filter(|_| judging_all);
+    // Where this process judged every example of the selection (no --resume, or one with
+    // nothing finished), the report shows them without loading the dataset again.
+    let examples = Arc::try_unwrap(todo)
+        .ok()
+        .filter(|todo| todo.len() == manifest.selection.examples);
     report_page::report_run(
         registry,
         hub,

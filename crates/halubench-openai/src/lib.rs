@@ -208,16 +208,15 @@ impl OpenAiJudge {
 
     /// The request body for an example as the settings ask for it: what the response cache
     /// keys on, and what is sent (less the `logprobs` fields once a server has rejected
-    /// them, see [`logprobs_disabled`](Self::logprobs_disabled)). Kept as a `Value` so that
-    /// cache keys stay what they were; the wire form is built from borrowed parts.
+    /// them, see [`logprobs_disabled`](Self::logprobs_disabled)).
     pub fn request_body(&self, example: &Example) -> serde_json::Value {
-        let messages = json!([{"role": "user", "content": self.template.render(example)}]);
-        let mut body = self.endpoint.chat_body(messages);
-        if self.endpoint.settings.logprobs {
-            body["logprobs"] = json!(true);
-            body["top_logprobs"] = json!(TOP_LOGPROBS);
-        }
-        body
+        let prompt = self.template.render(example);
+        let request = self.endpoint.chat_request(
+            [ChatMessage::user(&prompt)],
+            self.endpoint.settings.logprobs,
+        );
+        // Plain data with string keys: serializing it cannot fail.
+        serde_json::to_value(request).unwrap_or_default()
     }
 
     /// Whether `logprobs` was asked for but a server rejected it, so that it is no longer
@@ -241,23 +240,12 @@ impl OpenAiJudge {
         self.endpoint.insecure_credentials_warning()
     }
 
-    /// The body sent for `prompt`: [`request_body`](Self::request_body)'s fields, serialized
-    /// straight from borrowed parts (building a `serde_json::Value` tree for every call was
-    /// a measurable share of the engine's CPU).
+    /// The body sent for `prompt`, serialized straight from borrowed parts (building a
+    /// `serde_json::Value` tree for every call was a measurable share of the engine's CPU).
     fn wire_body(&self, prompt: &str, with_logprobs: bool) -> Vec<u8> {
-        let settings = &self.endpoint.settings;
-        let request = ChatRequest {
-            model: &settings.model,
-            messages: [ChatMessage {
-                role: "user",
-                content: prompt,
-            }],
-            temperature: settings.temperature,
-            max_tokens: settings.max_tokens,
-            response_format: settings.json_mode.then_some(JSON_OBJECT),
-            logprobs: with_logprobs.then_some(true),
-            top_logprobs: with_logprobs.then_some(TOP_LOGPROBS),
-        };
+        let request = self
+            .endpoint
+            .chat_request([ChatMessage::user(prompt)], with_logprobs);
         // Plain data with string keys: serializing it cannot fail.
         serde_json::to_vec(&request).unwrap_or_default()
     }
@@ -354,19 +342,25 @@ impl Endpoint {
         })
     }
 
-    /// A request body for `messages` with the settings' model, sampling and reply format
-    /// (no `logprobs`: the judge that wants them adds them).
-    fn chat_body(&self, messages: serde_json::Value) -> serde_json::Value {
-        let mut body = json!({
-            "model": self.settings.model,
-            "messages": messages,
-            "temperature": self.settings.temperature,
-            "max_tokens": self.settings.max_tokens,
-        });
-        if self.settings.json_mode {
-            body["response_format"] = json!({"type": "json_object"});
+    /// A request for `messages` with the settings' model, sampling and reply format, asking
+    /// for the reply's log-probabilities when `with_logprobs`.
+    fn chat_request<M: Serialize>(&self, messages: M, with_logprobs: bool) -> ChatRequest<'_, M> {
+        let settings = &self.settings;
+        ChatRequest {
+            model: &settings.model,
+            messages,
+            temperature: settings.temperature,
+            max_tokens: settings.max_tokens,
+            response_format: settings.json_mode.then_some(JSON_OBJECT),
+            logprobs: with_logprobs.then_some(true),
+            top_logprobs: with_logprobs.then_some(TOP_LOGPROBS),
         }
-        body
+    }
+
+    /// A request body for `messages`, without `logprobs`.
+    fn chat_body(&self, messages: serde_json::Value) -> serde_json::Value {
+        // A `Value` and plain data: serializing them cannot fail.
+        serde_json::to_value(self.chat_request(messages, false)).unwrap_or_default()
     }
 
     fn redact(&self, text: &str) -> String {
@@ -775,11 +769,12 @@ fn snippet(text: &str) -> String {
     }
 }
 
-/// A one-message chat request as [`OpenAiJudge::wire_body`] sends it.
+/// A chat-completions request body, borrowed from the settings (see
+/// [`Endpoint::chat_request`]).
 #[derive(Serialize)]
-struct ChatRequest<'a> {
+struct ChatRequest<'a, M> {
     model: &'a str,
-    messages: [ChatMessage<'a>; 1],
+    messages: M,
     temperature: f64,
     max_tokens: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -794,6 +789,15 @@ struct ChatRequest<'a> {
 struct ChatMessage<'a> {
     role: &'static str,
     content: &'a str,
+}
+
+impl ChatMessage<'_> {
+    fn user(content: &str) -> ChatMessage<'_> {
+        ChatMessage {
+            role: "user",
+            content,
+        }
+    }
 }
 
 #[derive(Serialize, Clone, Copy)]
