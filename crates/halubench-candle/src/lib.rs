@@ -11,6 +11,7 @@
 //! cache code as datasets), sampling (the protocol is greedy), and any architecture but
 //! Llama's.
 
+mod amx;
 mod attention;
 pub mod error;
 pub mod generate;

@@ -20,6 +20,7 @@ use candle_nn::ops::{rms_norm, silu, softmax_last_dim};
 use candle_nn::rotary_emb::{rope, rope_i};
 use candle_transformers::models::llama::{Llama3RopeConfig, LlamaConfig};
 
+use crate::amx;
 use crate::attention::DecodeAttention;
 use crate::error::{LocalError, Result};
 use crate::gguf::Gguf;
@@ -63,14 +64,9 @@ impl Linear {
         Linear::Candle(QMatMul::Tensor(w))
     }
 
-    /// Through candle's x86 "fused" entry point where it takes the matrix: that keeps every
-    /// input size on its VNNI kernel, where `QMatMul` sends inputs of 32 rows or more to an
-    /// AMX kernel whose second packed copy of every weight takes 2.2x the Q4_K bytes, and
-    /// which was the slower one (reports/BENCHMARKS.md: Lynx-8B's shape needed 19 GB instead
-    /// of 10 and prefilled at 6.9 instead of 23 tokens/s).
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         if let Some(t) = self.quantized()
-            && let Some(mut y) = QTensor::gemv_fused_shared_lhs(&[t], x)?
+            && let Some(mut y) = fused(&[t], x)?
         {
             return Ok(y.remove(0));
         }
@@ -88,16 +84,16 @@ impl Linear {
         }
     }
 
-    /// Several matrices applied to the same input (q, k and v; gate and up): where candle's
-    /// x86 kernels take all of them (same quantization), the input is quantized once and the
-    /// products run in one parallel region.
+    /// Several matrices applied to the same input (q, k and v; gate and up): where one
+    /// kernel takes all of them, the input is quantized once and the products run in one
+    /// parallel region.
     fn forward_all<const N: usize>(
         linears: [&Linear; N],
         x: &Tensor,
     ) -> candle_core::Result<[Tensor; N]> {
         let quantized: Vec<&QTensor> = linears.iter().filter_map(|l| l.quantized()).collect();
         if quantized.len() == N
-            && let Some(outputs) = QTensor::gemv_fused_shared_lhs(&quantized, x)?
+            && let Some(outputs) = fused(&quantized, x)?
             && let Ok(outputs) = <[Tensor; N]>::try_from(outputs)
         {
             return Ok(outputs);
@@ -110,6 +106,19 @@ impl Linear {
             .try_into()
             .unwrap_or_else(|_| unreachable!("one output per matrix")))
     }
+}
+
+/// Prompts go to our AMX kernel where the CPU has it; otherwise, and for decoding, candle's
+/// x86 "fused" entry point where it takes the matrices. That keeps every input size on its
+/// VNNI kernel, where `QMatMul` sends inputs of 32 rows or more to an AMX kernel whose
+/// second packed copy of every weight takes 2.2x the Q4_K bytes, and which was the slower
+/// one (reports/BENCHMARKS.md: Lynx-8B's shape needed 19 GB instead of 10 and prefilled at
+/// 6.9 instead of 23 tokens/s).
+fn fused(mats: &[&QTensor], x: &Tensor) -> candle_core::Result<Option<Vec<Tensor>>> {
+    if let Some(outputs) = amx::forward_all(mats, x)? {
+        return Ok(Some(outputs));
+    }
+    QTensor::gemv_fused_shared_lhs(mats, x)
 }
 
 /// The token embedding table. A GGUF's stays quantized and each token's row is widened when
