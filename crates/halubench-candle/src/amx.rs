@@ -43,11 +43,14 @@ const STRIPES_IN_L2: usize = 1 << 20;
 
 /// Below this many tokens, candle's VNNI kernels on its compact layout are faster: the
 /// expanded weights would be used by too few tokens to repay expanding them.
-pub const MIN_TOKENS: usize = 16;
+pub(crate) const MIN_TOKENS: usize = 16;
 
 /// `x · Wᵀ` for every matrix in `mats` (all `[n, k]`, sharing the input), or `None` where
 /// this module does not apply: no AMX, too few tokens, a dtype other than `Q4_K`/`Q6_K`.
-pub fn forward_all(mats: &[&QTensor], x: &Tensor) -> candle_core::Result<Option<Vec<Tensor>>> {
+pub(crate) fn forward_all(
+    mats: &[&QTensor],
+    x: &Tensor,
+) -> candle_core::Result<Option<Vec<Tensor>>> {
     let dims = x.dims();
     let Some((&k, batch)) = dims.split_last() else {
         return Ok(None);
@@ -63,6 +66,7 @@ pub fn forward_all(mats: &[&QTensor], x: &Tensor) -> candle_core::Result<Option<
     {
         return Ok(None);
     }
+    let kb = k / QK_K;
     let mut weights = Vec::with_capacity(mats.len());
     for t in mats {
         let Ok((n, tk)) = t.shape().dims2() else {
@@ -76,7 +80,12 @@ pub fn forward_all(mats: &[&QTensor], x: &Tensor) -> candle_core::Result<Option<
         if tk != k || n == 0 || !n.is_multiple_of(TILE) || !t.device().is_cpu() {
             return Ok(None);
         }
-        weights.push((kind, n, t.data()?));
+        let bytes = t.data()?;
+        let expected = n * kb * kind.block_bytes();
+        if bytes.len() != expected {
+            candle_core::bail!("{n}x{k} tensor holds {} bytes, not {expected}", bytes.len());
+        }
+        weights.push(Matrix { kind, n, bytes });
     }
     let (storage, layout) = x.storage_and_layout();
     let Storage::Cpu(cpu) = &*storage else {
@@ -85,30 +94,14 @@ pub fn forward_all(mats: &[&QTensor], x: &Tensor) -> candle_core::Result<Option<
     let Some((start, end)) = layout.contiguous_offsets() else {
         return Ok(None);
     };
-    let input = &cpu.as_slice::<f32>()?[start..end];
-    let acts = Activations::quantize(input, m, k);
+    let acts = Activations::quantize(&cpu.as_slice::<f32>()?[start..end], m, k);
     drop(storage);
 
-    let mats: Vec<Matrix> = weights
-        .iter()
-        .map(|(kind, n, bytes)| Matrix {
-            kind: *kind,
-            n: *n,
-            kb: k / QK_K,
-            bytes,
-        })
-        .collect();
-    for (mat, (_, n, bytes)) in mats.iter().zip(&weights) {
-        let expected = n * mat.kb * mat.kind.block_bytes();
-        if bytes.len() != expected {
-            candle_core::bail!("{n}x{k} tensor holds {} bytes, not {expected}", bytes.len());
-        }
-    }
-    let outputs = multiply(&mats, &acts);
+    let outputs = multiply(&weights, &acts);
     let mut shape = dims.to_vec();
     outputs
         .into_iter()
-        .zip(&mats)
+        .zip(&weights)
         .map(|(out, mat)| {
             if let Some(last) = shape.last_mut() {
                 *last = mat.n;
@@ -121,7 +114,7 @@ pub fn forward_all(mats: &[&QTensor], x: &Tensor) -> candle_core::Result<Option<
 
 /// Whether this CPU has AMX-INT8 and AVX-512 and the kernel lets this process use tiles.
 /// `HALUBENCH_AMX=off` turns the path off (to compare with candle's kernels).
-pub fn available() -> bool {
+pub(crate) fn available() -> bool {
     static AVAILABLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *AVAILABLE.get_or_init(|| {
         std::env::var("HALUBENCH_AMX").as_deref() != Ok("off") && platform::enable()
@@ -143,12 +136,11 @@ impl Kind {
     }
 }
 
-/// One weight matrix in the GGUF's bytes: `n` rows of `kb` superblocks.
+/// One weight matrix in the GGUF's bytes: `n` rows of k / 256 superblocks.
 struct Matrix<'a> {
     kind: Kind,
     n: usize,
-    kb: usize,
-    bytes: &'a [u8],
+    bytes: std::borrow::Cow<'a, [u8]>,
 }
 
 /// The input rows quantized to `Q8_K` and laid out as tile operands.
@@ -231,7 +223,8 @@ fn quantize_q8k(x: &[f32], q: &mut [i8; QK_K], sub_sums: &mut [i32; 8]) -> f32 {
     1.0 / iscale
 }
 
-/// Every matrix's `[m, n]` output, one task per 16 weight rows, on candle's thread pool.
+/// Every matrix's `[m, n]` output, one task per group of 16-row stripes, on candle's thread
+/// pool.
 fn multiply(mats: &[Matrix], acts: &Activations) -> Vec<Vec<f32>> {
     let m = acts.m;
     // Not zeroed: every element is written below (zeroing them was 5% of a prompt's time).
