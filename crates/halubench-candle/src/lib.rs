@@ -18,6 +18,7 @@ pub mod generate;
 pub mod gguf;
 pub mod model;
 mod q4_1;
+mod softmax;
 pub mod template;
 pub mod tokenizer;
 pub mod verdict;
