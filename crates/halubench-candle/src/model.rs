@@ -24,8 +24,8 @@ use crate::amx;
 use crate::attention::DecodeAttention;
 use crate::error::{LocalError, Result};
 use crate::gguf::Gguf;
+use crate::mask::ScaleAndMask;
 use crate::q4_1::Q4_1Matrix;
-use crate::softmax::CausalSoftmax;
 
 /// Longest prompt slice fed in one forward pass: bounds the attention scores' memory
 /// (heads x chunk x context) on long passages.
@@ -620,23 +620,22 @@ impl Llama {
         let values = cached_values.narrow(2, 0, total)?.to_dtype(self.dtype)?;
         let group = d.heads / d.kv_heads;
         let q = q.reshape((1, d.kv_heads, group * t, d.head_dim))?;
-        let scores = q.matmul(&keys.t()?)?;
-        let probabilities = if self.fused_softmax() {
-            scores.apply_op1_no_bwd(&CausalSoftmax {
+        let mut scores = q.matmul(&keys.t()?)?;
+        if self.mask_in_place() {
+            scores.inplace_op1(&ScaleAndMask {
                 t,
                 scale: scale as f32,
-            })?
+            })?;
         } else {
-            let mut scores = (scores * scale)?;
+            scores = (scores * scale)?;
             if let Some(mask) = mask {
                 scores = scores
                     .reshape((1, d.kv_heads, group, t, total))?
                     .broadcast_add(mask)?
                     .reshape((1, d.kv_heads, group * t, total))?;
             }
-            softmax_last_dim(&scores)?
-        };
-        let out = probabilities.matmul(&values)?;
+        }
+        let out = softmax_last_dim(&scores)?.matmul(&values)?;
         Ok(out
             .reshape((1, d.heads, t, d.head_dim))?
             .transpose(1, 2)?
@@ -644,10 +643,10 @@ impl Llama {
     }
 
     /// `[t, pos + t]`: new position i may see every cached position and new positions up to
-    /// itself. None for a single token, which may see everything, and where the causal softmax
-    /// masks by position instead.
+    /// itself. None for a single token, which may see everything, and where the scores are
+    /// masked in place by position instead.
     fn causal_mask(&self, t: usize, pos: usize) -> Result<Option<Tensor>> {
-        if t <= 1 || self.fused_softmax() {
+        if t <= 1 || self.mask_in_place() {
             return Ok(None);
         }
         let total = pos + t;
@@ -661,9 +660,9 @@ impl Llama {
         ))
     }
 
-    /// Whether attention scores go through our one-pass causal softmax (F32 on the CPU),
-    /// which masks by position, instead of candle's scale, mask and softmax.
-    fn fused_softmax(&self) -> bool {
+    /// Whether attention scores are scaled and masked in place (F32 on the CPU) instead of
+    /// through candle's ops and a mask tensor.
+    fn mask_in_place(&self) -> bool {
         self.device.is_cpu() && self.dtype == DType::F32
     }
 
