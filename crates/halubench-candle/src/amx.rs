@@ -461,7 +461,8 @@ mod platform {
         unsafe { largest_avx512(x) }
     }
 
-    /// The first value of the largest magnitude (0 for none).
+    /// The first value of the largest magnitude (0 when all are 0, or for NaN input, which
+    /// then quantizes to zeros).
     #[target_feature(enable = "avx512f")]
     unsafe fn largest_avx512(x: &[f32]) -> f32 {
         assert_eq!(x.len(), QK_K);
@@ -472,10 +473,13 @@ mod platform {
             most = _mm512_max_ps(most, load(i));
         }
         let amax = _mm512_reduce_max_ps(most);
+        if amax == 0.0 {
+            return 0.0;
+        }
         let target = _mm512_set1_ps(amax);
         for i in 0..QK_K / 16 {
             let hits = _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(load(i), target);
-            if hits != 0 && amax > 0.0 {
+            if hits != 0 {
                 return x[i * 16 + hits.trailing_zeros() as usize];
             }
         }
@@ -495,6 +499,7 @@ mod platform {
         let half = _mm512_set1_ps(0.5);
         let sign_bit = _mm512_set1_epi32(i32::MIN);
         let one = _mm512_set1_ps(1.0);
+        *sub_sums = [0; 8];
         for i in 0..QK_K / 16 {
             unsafe {
                 let v = _mm512_mul_ps(_mm512_loadu_ps(x.as_ptr().add(i * 16)), scale);
@@ -511,8 +516,7 @@ mod platform {
                     _mm512_set1_ps(127.0),
                 );
                 let ints = _mm512_cvttps_epi32(clamped);
-                sub_sums[i / 2] =
-                    if i % 2 == 0 { 0 } else { sub_sums[i / 2] } + _mm512_reduce_add_epi32(ints);
+                sub_sums[i / 2] += _mm512_reduce_add_epi32(ints);
                 _mm_storeu_si128(
                     q.as_mut_ptr().add(i * 16) as *mut __m128i,
                     _mm512_cvtepi32_epi8(ints),
