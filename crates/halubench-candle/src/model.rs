@@ -109,12 +109,12 @@ impl Linear {
     }
 }
 
-/// Prompts go to our AMX kernel where the CPU has it; otherwise, and for decoding, candle's
-/// x86 "fused" entry point where it takes the matrices. That keeps every input size on its
-/// VNNI kernel, where `QMatMul` sends inputs of 32 rows or more to an AMX kernel whose
-/// second packed copy of every weight takes 2.2x the Q4_K bytes, and which was the slower
-/// one (reports/BENCHMARKS.md: Lynx-8B's shape needed 19 GB instead of 10 and prefilled at
-/// 6.9 instead of 23 tokens/s).
+/// Prompts go to our AMX kernel where the CPU has it; otherwise, and for decoding, to
+/// candle's x86 "fused" entry point where it takes the matrices, which stays on its VNNI
+/// kernel. (`QMatMul` would send inputs of 32 rows or more to candle's own AMX kernel, whose
+/// second packed copy of every weight takes 2.2x the Q4_K bytes and which was the slower one:
+/// reports/BENCHMARKS.md, Lynx-8B's shape needed 19 GB instead of 10 and prefilled at 6.9
+/// instead of 23 tokens/s.)
 fn fused(mats: &[&QTensor], x: &Tensor) -> candle_core::Result<Option<Vec<Tensor>>> {
     if let Some(outputs) = amx::forward_all(mats, x)? {
         return Ok(Some(outputs));

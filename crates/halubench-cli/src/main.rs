@@ -480,7 +480,10 @@ pub struct RunArgs {
     #[arg(long, value_name = "FILE")]
     prompt: Option<PathBuf>,
 
-    /// Local judge: where the model runs.
+    /// Local judge: where the model runs. On a CPU with AMX (Intel Xeon since Sapphire
+    /// Rapids) prompts on Q4_K/Q6_K weights, such as Lynx's Q4_K_M file, go through
+    /// halubench's own AMX kernel (twice candle's speed there); HALUBENCH_AMX=off leaves
+    /// them to candle's kernels.
     #[arg(long, value_enum, default_value_t = DeviceArg::Cpu, help_heading = "Local judge")]
     device: DeviceArg,
 
