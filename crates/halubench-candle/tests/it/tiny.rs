@@ -258,49 +258,23 @@ fn unsupported_gguf_metadata_is_named() {
     );
 }
 
-/// Tensor types of a tiny GGUF.
-#[derive(Clone, Copy)]
-enum Quantization {
-    /// Unquantized: quantizing the activations, as every quantized product does, would hide
-    /// small errors in rounding jumps.
-    F32,
-    /// Lynx's `Q4_K_M` mix: `Q4_K`, with `Q6_K` for v, down and the output matrix.
-    Q4KM,
-}
-
-/// A random Llama GGUF of the given tensor types (`Q4_K` needs widths of 256).
-fn write_tiny_gguf(path: &Path, quantization: Quantization) {
-    let (vocab, heads, kv_heads, layers) = (300usize, 4u32, 2u32, 2u32);
-    let (hidden, ffn) = match quantization {
-        Quantization::F32 => (64usize, 96usize),
-        Quantization::Q4KM => (256, 512),
-    };
+/// A random Llama GGUF with unquantized (F32) tensors: quantizing the activations, as every
+/// quantized product does, would hide small errors in rounding jumps.
+fn write_tiny_gguf(path: &Path) {
+    let (vocab, hidden, heads, kv_heads, ffn, layers) =
+        (300usize, 64usize, 4u32, 2u32, 96usize, 2u32);
     let dev = Device::Cpu;
-    let tensor = |name: &str, shape: &[usize], mean: f32| {
+    let tensor = |shape: &[usize], mean: f32| {
         let t = Tensor::randn(mean, 0.2f32, shape, &dev).expect("randn");
-        let dtype = match quantization {
-            _ if shape.len() == 1 => GgmlDType::F32,
-            Quantization::F32 => GgmlDType::F32,
-            Quantization::Q4KM if ["attn_v", "ffn_down", "output"].contains(&name) => {
-                GgmlDType::Q6K
-            }
-            Quantization::Q4KM => GgmlDType::Q4K,
-        };
-        QTensor::quantize(&t, dtype).expect("qtensor")
+        QTensor::quantize(&t, GgmlDType::F32).expect("f32 qtensor")
     };
     let mut tensors = vec![
         (
             "token_embd.weight".to_string(),
-            tensor("token_embd", &[vocab, hidden], 0.0),
+            tensor(&[vocab, hidden], 0.0),
         ),
-        (
-            "output_norm.weight".to_string(),
-            tensor("output_norm", &[hidden], 1.0),
-        ),
-        (
-            "output.weight".to_string(),
-            tensor("output", &[vocab, hidden], 0.0),
-        ),
+        ("output_norm.weight".to_string(), tensor(&[hidden], 1.0)),
+        ("output.weight".to_string(), tensor(&[vocab, hidden], 0.0)),
     ];
     let kv = hidden / heads as usize * kv_heads as usize;
     for i in 0..layers {
@@ -315,7 +289,7 @@ fn write_tiny_gguf(path: &Path, quantization: Quantization) {
             ("attn_norm", vec![hidden], 1.0),
             ("ffn_norm", vec![hidden], 1.0),
         ] {
-            tensors.push((format!("blk.{i}.{name}.weight"), tensor(name, &shape, mean)));
+            tensors.push((format!("blk.{i}.{name}.weight"), tensor(&shape, mean)));
         }
     }
     use gguf_file::Value;
@@ -345,37 +319,20 @@ fn write_tiny_gguf(path: &Path, quantization: Quantization) {
 
 #[test]
 fn gguf_kv_cache_matches_candle_transformers_quantized_llama() {
-    let ids: Vec<u32> = (0..30).map(|i| (i * 41 + 3) % 300).collect();
-    let pieces = [&ids[..11], &ids[11..12], &ids[12..]];
-    compare_with_quantized_llama(Quantization::F32, &pieces, 1e-4);
-}
-
-/// Lynx's tensor types, with prompt pieces long enough for the AMX kernel where the CPU has
-/// it (16 tokens or more) and a single token that stays on candle's. The integer sums are
-/// the same; the order of the f32 sums differs, and an activation an ulp away can round to
-/// the other 8-bit value, so the bound is looser than for F32 weights (measured: 3e-6).
-/// Before the kernel put candle's tile configuration back, this read 0.117.
-#[test]
-fn q4_k_m_gguf_matches_candle_transformers_quantized_llama() {
-    let ids: Vec<u32> = (0..45).map(|i| (i * 41 + 3) % 300).collect();
-    let pieces = [&ids[..20], &ids[20..21], &ids[21..]];
-    compare_with_quantized_llama(Quantization::Q4KM, &pieces, 1e-3);
-}
-
-fn compare_with_quantized_llama(quantization: Quantization, pieces: &[&[u32]], bound: f32) {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("tiny.gguf");
-    write_tiny_gguf(&path, quantization);
-    let total: usize = pieces.iter().map(|p| p.len()).sum();
+    write_tiny_gguf(&path);
+    let ids: Vec<u32> = (0..30).map(|i| (i * 41 + 3) % 300).collect();
+    let pieces = [&ids[..11], &ids[11..12], &ids[12..]];
 
     let mut file = std::fs::File::open(&path).expect("open");
     let content = gguf_file::Content::read(&mut file).expect("read");
     let mut reference = ModelWeights::from_gguf(content, &mut file, &Device::Cpu).expect("ref");
     let gguf = Gguf::open(&path).expect("open");
     let model = Llama::from_gguf(&gguf, &Device::Cpu).expect("load");
-    let mut state = model.new_sequence(total).expect("state");
+    let mut state = model.new_sequence(ids.len()).expect("state");
     let mut fed = 0;
-    for &piece in pieces {
+    for piece in pieces {
         let input = Tensor::new(piece, &Device::Cpu)
             .and_then(|t| t.unsqueeze(0))
             .expect("input");
@@ -388,16 +345,7 @@ fn compare_with_quantized_llama(quantization: Quantization, pieces: &[&[u32]], b
             .forward(&mut [(piece, &mut state)])
             .and_then(|t| Ok(t.squeeze(0)?.to_vec1()?))
             .expect("ours");
-        let diff = ours
-            .iter()
-            .zip(&expected)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0.0f32, f32::max);
-        assert!(
-            diff < bound,
-            "{} tokens at {fed}: max |ours - candle-transformers| = {diff}",
-            piece.len()
-        );
+        assert_close(&ours, &expected);
         fed += piece.len();
     }
 }
