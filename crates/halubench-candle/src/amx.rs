@@ -15,9 +15,9 @@
 //!
 //! The weights stay in the GGUF's own bytes: each task expands 16 rows at a time into a
 //! buffer that stays in L2 while every 16-token block of the prompt goes past it, so no
-//! second copy of the model is kept. Decoding (a few tokens) stays with candle, whose
-//! compact layout reads less memory per token. Other CPUs, other dtypes and GPUs return
-//! `None` and stay with candle too.
+//! second copy of the model is kept. Decoding (a few tokens) stays with candle: expanding
+//! the weights costs more than so few tokens repay (see [`MIN_TOKENS`]). Other CPUs, other
+//! dtypes and GPUs return `None` and stay with candle too.
 
 // AMX has no Rust intrinsics on stable (tile instructions are written as `asm!`), and the
 // AVX-512 intrinsics need `unsafe`; all of it is confined to this module.

@@ -2,11 +2,11 @@
 //!
 //! Through candle's ops this was two passes over the `[heads, t, total]` scores before the
 //! softmax, each into a fresh tensor (times the scale; plus a mask tensor of zeros and
-//! minus infinities, itself built for every chunk): at 1,536 prompt tokens of Lynx-8B's
-//! shape those passes and their allocations were about a tenth of the prefill. Here both
-//! happen in one pass over the matrix product's own output, rows split across candle's
-//! worker threads, with the same arithmetic, so the softmax that follows (candle's) sees the
-//! very same values: the comparisons with candle-transformers are bit for bit, and a
+//! minus infinities, itself built for every chunk), with their allocations and page
+//! clearing; doing without them gave 1-6% at 1,536 prompt tokens of Lynx-8B's shape
+//! (reports/BENCHMARKS.md). Here both happen in one pass over the matrix product's own
+//! output, rows split across candle's worker threads, with the same arithmetic, so the
+//! softmax that follows (candle's) sees the very same values: the comparisons with candle-transformers are bit for bit, and a
 //! 135M model quantizing its activations to 8 bits amplifies any last-bit difference (a
 //! faster `exp` than candle's, tried, moved SmolLM2's logits by 0.5).
 //!
