@@ -6,9 +6,10 @@
 //! clearing; doing without them gave 1-6% at 1,536 prompt tokens of Lynx-8B's shape
 //! (reports/BENCHMARKS.md). Here both happen in one pass over the matrix product's own
 //! output, rows split across candle's worker threads, with the same arithmetic, so the
-//! softmax that follows (candle's) sees the very same values: the comparisons with candle-transformers are bit for bit, and a
-//! 135M model quantizing its activations to 8 bits amplifies any last-bit difference (a
-//! faster `exp` than candle's, tried, moved SmolLM2's logits by 0.5).
+//! softmax that follows (candle's) sees the very same values: the comparisons with
+//! candle-transformers are bit for bit, and a 135M model quantizing its activations to 8
+//! bits amplifies any last-bit difference (a faster `exp` than candle's, tried, moved
+//! SmolLM2's logits by 0.5).
 //!
 //! Not here: the softmax itself, other devices and dtypes.
 
