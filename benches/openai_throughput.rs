@@ -22,6 +22,9 @@
 //! "end s" is the time from the last response to the harness's exit (scores, reports).
 //! "ramp ms" is the time from the first request to the C-th (the connections opening),
 //! "connections" how many the harness opened.
+//! "turnaround ms" is the mean time, on one connection, from a response written to the next
+//! request read: the harness's share of every call's cycle (reading the reply, journaling
+//! it, preparing and sending the next call), with the kernel's on both sides.
 //! "steady" counts only the responses between 4 latencies after the first request and 4
 //! before the last response: the engine's rate once every slot is busy, without the ramp-up
 //! (opening C connections) and the tail (fewer than C calls left), which weigh more the
@@ -60,6 +63,10 @@ struct Window {
     connections: AtomicU64,
     /// When each request was read, nanoseconds since `epoch`.
     arrivals: Mutex<Vec<u64>>,
+    /// Sum and count of the gaps, on one connection, from a response written to the next
+    /// request read: what the harness (and both kernels) add to each call's cycle.
+    turnaround_ns: AtomicU64,
+    turnarounds: AtomicU64,
 }
 
 impl Window {
@@ -118,7 +125,7 @@ fn main() {
         LATENCY.as_millis()
     );
     println!(
-        "{:>11} {:>9} {:>12} {:>12} {:>9} {:>9} {:>14} {:>6} {:>13} {:>8} {:>17} {:>15} {:>15} {:>8} {:>11}",
+        "{:>11} {:>9} {:>12} {:>12} {:>9} {:>9} {:>14} {:>6} {:>13} {:>8} {:>17} {:>15} {:>15} {:>8} {:>11} {:>13}",
         "concurrency",
         "requests",
         "ceiling/s",
@@ -133,7 +140,8 @@ fn main() {
         "server holds ms",
         "harness call ms",
         "ramp ms",
-        "connections"
+        "connections",
+        "turnaround ms"
     );
     // `-- --concurrency N` measures that one setting only (for a profiler, say);
     // `-- --harness FILE` another build of `halubench` (an older one, for a before/after
@@ -221,7 +229,7 @@ fn main() {
         let measured = served as f64 / span.as_secs_f64();
         let held_ms = window.held_ns.load(Ordering::Relaxed) as f64 / 1e6 / served as f64;
         println!(
-            "{:>11} {:>9} {:>12.0} {:>12.0} {:>8.1}% {:>8.1}% {:>14.2} {:>6.2} {:>13.3} {:>8.1} {:>17.3} {:>15.2} {:>15.2} {:>8.1} {:>11}",
+            "{:>11} {:>9} {:>12.0} {:>12.0} {:>8.1}% {:>8.1}% {:>14.2} {:>6.2} {:>13.3} {:>8.1} {:>17.3} {:>15.2} {:>15.2} {:>8.1} {:>11} {:>13.2}",
             concurrency,
             served,
             ceiling,
@@ -236,7 +244,10 @@ fn main() {
             held_ms,
             call_ms,
             window.ramp(concurrency).as_secs_f64() * 1000.0,
-            window.connections.load(Ordering::Relaxed)
+            window.connections.load(Ordering::Relaxed),
+            window.turnaround_ns.load(Ordering::Relaxed) as f64
+                / 1e6
+                / window.turnarounds.load(Ordering::Relaxed).max(1) as f64
         );
     }
 }
@@ -381,10 +392,17 @@ async fn connection(
     let (read, mut write) = stream.into_split();
     let mut reader = BufReader::new(read);
     let mut line = String::new();
+    let mut answered: Option<Instant> = None;
     loop {
         line.clear();
         if reader.read_line(&mut line).await? == 0 {
             return Ok(());
+        }
+        if let Some(answered) = answered.take() {
+            window
+                .turnaround_ns
+                .fetch_add(answered.elapsed().as_nanos() as u64, Ordering::Relaxed);
+            window.turnarounds.fetch_add(1, Ordering::Relaxed);
         }
         let is_get = line.starts_with("GET");
         let mut length = 0usize;
@@ -426,6 +444,7 @@ async fn connection(
         );
         write.write_all(response.as_bytes()).await?;
         if !is_get {
+            answered = Some(Instant::now());
             let now = epoch.elapsed().as_nanos() as u64;
             window.requests.fetch_add(1, Ordering::Relaxed);
             window

@@ -165,7 +165,12 @@ pub fn run(registry: &Registry, hub: &HubSettings, args: &RunArgs) -> anyhow::Re
         }
         !over_budget
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    // One thread drives every call: the engine waits on the network, and the work between
+    // two calls (a reply read, a line journaled, the next prompt sent) is tens of
+    // microseconds. A worker per core spent a fifth more CPU per call handing calls
+    // between threads, and at 1,024 in flight got less done (reports/BENCHMARKS.md,
+    // throughput, fourth sitting). The local judge's model runs on threads of its own.
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
@@ -174,15 +179,7 @@ pub fn run(registry: &Registry, hub: &HubSettings, args: &RunArgs) -> anyhow::Re
         if !todo.is_empty() {
             judge.health().await.context("the judge is not ready")?;
         }
-        let engine_loop = tokio::spawn(runner::run(
-            judge.clone(),
-            todo.clone(),
-            engine,
-            journal,
-            keep_going,
-        ));
-        let stats = engine_loop.await.context("the run engine stopped")??;
-        anyhow::Ok(stats)
+        runner::run(judge.clone(), todo.clone(), engine, journal, keep_going).await
     })?;
 
     manifest.finished_at = Some(now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true));

@@ -3,8 +3,8 @@
 //! Each call in flight holds a socket, and opening 1,024 of them at once was slow for two
 //! reasons besides the sockets themselves (measured with the throughput bench):
 //! - The kernel grows a process's table of descriptors by doubling, each time waiting out
-//!   an RCU grace period once several threads share the table: 5-12 ms with both runtime
-//!   workers stalled, three times on the way to 1,024. Grown once up front, it waits at
+//!   an RCU grace period once several threads share the table: 5-12 ms with the runtime
+//!   stalled, three times on the way to 1,024. Grown once up front, it waits at
 //!   most once, at start-up. A soft limit of 1,024 open files (a common default) would
 //!   also fail calls with "Too many open files": it is raised, within the hard limit.
 //! - mimalloc asks for transparent huge pages for its arena, so the first touch of each
