@@ -67,7 +67,8 @@ impl HistoryLine {
             tasks: summary
                 .tasks
                 .iter()
-                .map(|(task, score)| (task.clone(), score.accuracy))
+                // A task the rule emptied has no accuracy to plot.
+                .filter_map(|(task, score)| Some((task.clone(), score.accuracy?)))
                 .collect(),
         }
     }

@@ -40,8 +40,9 @@ pub struct TaskScore {
     pub n: usize,
     pub correct: usize,
     pub invalid: usize,
-    /// `correct / n`; invalid verdicts count as wrong.
-    pub accuracy: f64,
+    /// `correct / n`; invalid verdicts count as wrong. `None` when the accuracy rule left
+    /// no rows (a task it emptied): no score, rather than a 0 that reads as a collapse.
+    pub accuracy: Option<f64>,
     pub pass_n: usize,
     pub pass_correct: usize,
     /// Accuracy on the rows labelled PASS; `None` when there are none.
@@ -123,7 +124,7 @@ impl TaskScore {
             n: m.n,
             correct: m.correct,
             invalid: m.invalid,
-            accuracy: m.accuracy,
+            accuracy: (m.n > 0).then_some(m.accuracy),
             pass_n: m.confusion.pass.total(),
             pass_correct: m.confusion.pass.pass,
             pass_accuracy: m.pass_accuracy,
@@ -199,8 +200,7 @@ impl Summary {
             summary
                 .tasks
                 .values()
-                .filter(|t| t.n > 0)
-                .map(|t| t.accuracy),
+                .filter_map(|t| t.accuracy),
         );
         summary.rule = rule;
         summary.dropped = ruled.dropped;
@@ -277,7 +277,7 @@ impl Summary {
         let mut rows = vec![
             row(
                 "accuracy (%)",
-                &|t| pct((t.n > 0).then_some(t.accuracy)),
+                &|t| pct(t.accuracy),
                 pct(Some(self.overall_macro)),
             ),
             row(
@@ -412,14 +412,37 @@ mod tests {
     }
 
     #[test]
+    fn a_task_the_rule_empties_has_no_accuracy_rather_than_zero() {
+        use Label::*;
+        use Verdict as V;
+        let judgements = [
+            judgement("DROP", Pass, V::Invalid),
+            judgement("DROP", Fail, V::Invalid),
+            judgement("halueval", Pass, V::Pass),
+            judgement("halueval", Fail, V::Pass),
+        ];
+        let s = Summary::under_rule(AccuracyRule::ExcludeInvalid, &judgements, None)
+            .expect("exclude-invalid needs no prompt lengths");
+        let drop = &s.tasks["DROP"];
+        assert_eq!((drop.n, drop.accuracy), (0, None));
+        assert_eq!(s.dropped["DROP"], 2);
+        assert!((s.overall_macro - 0.5).abs() < 1e-12, "{}", s.overall_macro);
+        let json: serde_json::Value = serde_json::from_str(&s.to_json()).expect("json");
+        assert!(json["tasks"]["DROP"]["accuracy"].is_null(), "{json}");
+        assert_eq!(json["tasks"]["halueval"]["accuracy"], 0.5);
+        let read: Summary = serde_json::from_value(json).expect("reads back");
+        assert_eq!(read, s);
+    }
+
+    #[test]
     fn accuracy_counts_invalid_as_wrong_and_overall_is_macro() {
         let s = Summary::from_judgements(&sample());
         let drop = &s.tasks["DROP"];
         assert_eq!((drop.n, drop.correct, drop.invalid), (4, 3, 1));
-        assert_eq!(drop.accuracy, 0.75);
+        assert_eq!(drop.accuracy, Some(0.75));
         assert_eq!(drop.pass_accuracy, Some(0.5));
         assert_eq!(drop.fail_accuracy, Some(1.0));
-        assert_eq!(s.tasks["halueval"].accuracy, 0.5);
+        assert_eq!(s.tasks["halueval"].accuracy, Some(0.5));
         assert!((s.overall_macro - 0.625).abs() < 1e-12);
         assert!((s.overall_micro - 4.0 / 6.0).abs() < 1e-12);
         assert_eq!(s.invalid, 1);

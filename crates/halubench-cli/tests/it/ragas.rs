@@ -481,6 +481,7 @@ fn ragas_gives_the_scripted_accuracy_per_task_in_both_modes() {
                 // one of its rows is counted as dropped.
                 None => {
                     assert_eq!(summary["tasks"][task]["n"], 0, "{run} {task}");
+                    assert!(got.is_none(), "{run} {task}: no accuracy, not {got:?}");
                     let rows = summary["dropped"][task].as_u64().unwrap_or(0);
                     assert!(rows > 0, "{run} {task}: {summary}");
                 }
