@@ -692,15 +692,18 @@ impl Judge for OpenAiJudge {
 
 /// The strings to scrub, longest first (so a secret containing another goes whole): the
 /// API key, each header value (and, for `Bearer xyz`-style values, the part after the
-/// scheme word), and each base URL's secrets.
+/// scheme word), and each base URL's secrets, each also as a JSON body quoting it may
+/// spell it ([`json_spellings`]).
 fn collect_secrets(settings: &OpenAiSettings) -> Vec<String> {
     let mut secrets: Vec<String> = Vec::new();
     let mut add = |value: &str| {
         for value in [value, value.trim()] {
-            if value.chars().count() >= SafeUrl::MIN_SECRET_CHARS
-                && !secrets.iter().any(|s| s == value)
-            {
-                secrets.push(value.to_string());
+            for spelling in std::iter::once(value.to_string()).chain(json_spellings(value)) {
+                if spelling.chars().count() >= SafeUrl::MIN_SECRET_CHARS
+                    && !secrets.contains(&spelling)
+                {
+                    secrets.push(spelling);
+                }
             }
         }
     };
@@ -720,6 +723,43 @@ fn collect_secrets(settings: &OpenAiSettings) -> Vec<String> {
     }
     secrets.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
     secrets
+}
+
+/// How an error body that quotes `secret` inside a JSON string may spell it, where that
+/// differs from the secret: escaped as serde and most servers do (`"`, `\`, control
+/// characters), with `/` as `\/` as well (PHP, some Java), with every non-ASCII character
+/// as `\uXXXX` (Python's `json.dumps`), and with `<`, `>`, `&` as `\u003c`, `\u003e`,
+/// `\u0026` (Go's `encoding/json`).
+fn json_spellings(secret: &str) -> Vec<String> {
+    // A string always serializes; the quotes around it are not part of the spelling.
+    let quoted = serde_json::to_string(secret).unwrap_or_default();
+    let escaped = quoted
+        .strip_prefix('"')
+        .and_then(|q| q.strip_suffix('"'))
+        .unwrap_or(secret)
+        .to_string();
+    let mut ascii = String::with_capacity(escaped.len());
+    for c in escaped.chars() {
+        if c.is_ascii() {
+            ascii.push(c);
+        } else {
+            for unit in c.encode_utf16(&mut [0; 2]) {
+                ascii.push_str(&format!("\\u{unit:04x}"));
+            }
+        }
+    }
+    let go = escaped
+        .replace('<', "\\u003c")
+        .replace('>', "\\u003e")
+        .replace('&', "\\u0026");
+    let slashes = escaped.replace('/', "\\/");
+    let mut spellings = Vec::new();
+    for spelling in [escaped, ascii, go, slashes] {
+        if spelling != secret && !spellings.contains(&spelling) {
+            spellings.push(spelling);
+        }
+    }
+    spellings
 }
 
 fn scrub(secrets: &[String], text: &str) -> String {

@@ -581,6 +581,33 @@ fn the_scrubber_replaces_longest_secrets_first() {
 }
 
 #[test]
+fn secrets_are_scrubbed_as_json_bodies_spell_them() {
+    // The query value percent-decodes to `café/token`.
+    let url = SafeUrl::parse("https://proxy/v1?key=caf%C3%A9%2Ftoken").expect("a URL");
+    let mut settings = OpenAiSettings::new(url, "m");
+    settings.api_key = Some(ApiKey::new(r#"sk-"quoted"\back/slash"#));
+    settings.headers = vec![Header::new("X-Api-Key", "a<b>&c-secret")];
+    let judge = judge_with(settings);
+    for echoed in [
+        // serde_json, JavaScript, most servers.
+        r#"sk-\"quoted\"\\back/slash"#,
+        // With `/` escaped (PHP's json_encode).
+        r#"sk-\"quoted\"\\back\/slash"#,
+        // Go's encoding/json.
+        r"a\u003cb\u003e\u0026c-secret",
+        // Python's json.dumps.
+        r"caf\u00e9/token",
+    ] {
+        let text = format!("{{\"error\": \"bad credential {echoed} given\"}}");
+        assert_eq!(
+            judge.redact(&text),
+            "{\"error\": \"bad credential *** given\"}",
+            "{echoed}"
+        );
+    }
+}
+
+#[test]
 fn credentials_over_plain_http_to_another_host_warn_once() {
     let url = |text: &str| SafeUrl::parse(text).expect("a URL");
     let bare = |u: &str| OpenAiSettings::new(url(u), "m");

@@ -196,12 +196,7 @@ impl Summary {
         for task in ruled.dropped.keys() {
             summary.tasks.entry(task.clone()).or_default();
         }
-        summary.overall_macro = mean(
-            summary
-                .tasks
-                .values()
-                .filter_map(|t| t.accuracy),
-        );
+        summary.overall_macro = mean(summary.tasks.values().filter_map(|t| t.accuracy));
         summary.rule = rule;
         summary.dropped = ruled.dropped;
         Ok(summary)

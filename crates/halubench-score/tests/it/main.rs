@@ -176,7 +176,9 @@ fn metrics_agree_with_the_summary_the_report_files_use() {
     assert_close("macro", report.overall_macro, summary.overall_macro);
     assert_close("micro", report.all_rows.accuracy, summary.overall_micro);
     for (task, score) in &summary.tasks {
-        let accuracy = score.accuracy.expect("every task of the reference run has rows");
+        let accuracy = score
+            .accuracy
+            .expect("every task of the reference run has rows");
         assert_close(task, report.tasks[task].accuracy, accuracy);
     }
 }
