@@ -344,13 +344,13 @@ fn print_estimate(
     let cached = |e: &halubench_core::Example| {
         cache.is_some_and(|c| judge.cache_key(e).is_some_and(|k| c.get(&k).is_some()))
     };
-    let (mut calls, mut hits, mut usage) = (0usize, 0usize, Usage::default());
+    let (mut calls, mut hits, mut usage) = (0u64, 0usize, Usage::default());
     for example in todo {
         if cached(example) {
             hits += 1;
-        } else if let Some(estimate) = judge.estimate_usage(example) {
-            calls += 1;
-            usage += estimate;
+        } else if let Some(estimate) = judge.estimate(example) {
+            calls += estimate.calls;
+            usage += estimate.usage;
         }
     }
     println!(

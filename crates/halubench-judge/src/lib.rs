@@ -67,9 +67,9 @@ pub trait Judge: Send + Sync {
         None
     }
 
-    /// An upper-bound guess of the tokens judging `example` would spend, for `--dry-run`.
-    /// `None` for judges that cost nothing.
-    fn estimate_usage(&self, _example: &Example) -> Option<Usage> {
+    /// An upper-bound guess of the calls and tokens judging `example` would take, for
+    /// `--dry-run`. `None` for judges that cost nothing.
+    fn estimate(&self, _example: &Example) -> Option<Estimate> {
         None
     }
 
@@ -90,6 +90,14 @@ pub trait Judge: Send + Sync {
     /// Judges one example. An unusable reply is `Ok` with `Verdict::Invalid`; `Err` means
     /// there is no reply at all.
     fn judge<'a>(&'a self, example: &'a Example) -> BoxFuture<'a, Result<Reply, JudgeError>>;
+}
+
+/// What judging one example is expected to take (see [`Judge::estimate`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Estimate {
+    /// Requests sent.
+    pub calls: u64,
+    pub usage: Usage,
 }
 
 /// A judge call that produced no reply.

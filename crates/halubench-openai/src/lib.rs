@@ -31,7 +31,9 @@ use std::time::{Duration, SystemTime};
 
 use halubench_core::{Example, JudgeInfo, Usage};
 pub use halubench_core::{SafeUrl, UrlError};
-use halubench_judge::{BoxFuture, Judge, JudgeError, PromptTemplate, Reply, parse_verdict};
+use halubench_judge::{
+    BoxFuture, Estimate, Judge, JudgeError, PromptTemplate, Reply, parse_verdict,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -665,11 +667,14 @@ impl Judge for OpenAiJudge {
 
     /// About four characters per token for English text (no tokenizer for an arbitrary
     /// remote model is at hand), and every reply as long as `max_tokens` allows.
-    fn estimate_usage(&self, example: &Example) -> Option<Usage> {
+    fn estimate(&self, example: &Example) -> Option<Estimate> {
         let chars = self.template.render(example).chars().count() as u64;
-        Some(Usage {
-            prompt_tokens: chars.div_ceil(4),
-            completion_tokens: u64::from(self.endpoint.settings.max_tokens),
+        Some(Estimate {
+            calls: 1,
+            usage: Usage {
+                prompt_tokens: chars.div_ceil(4),
+                completion_tokens: u64::from(self.endpoint.settings.max_tokens),
+            },
         })
     }
 

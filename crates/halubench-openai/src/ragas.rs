@@ -23,7 +23,7 @@ use halubench_judge::ragas::{
     self, Malformed, RagasMode, RagasPrompts, RagasStep, parse_statements, parse_verdicts,
     split_sentences,
 };
-use halubench_judge::{BoxFuture, Judge, JudgeError, Reply};
+use halubench_judge::{BoxFuture, Estimate, Judge, JudgeError, Reply};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
@@ -258,7 +258,7 @@ impl Judge for RagasJudge {
     /// Two calls at about four characters a token: the statement prompt, and a verification
     /// prompt of the passage and statements about as long as the answer; each reply as long
     /// as `max_tokens` allows. Repairs are not counted. `None` when no call would be made.
-    fn estimate_usage(&self, example: &Example) -> Option<Usage> {
+    fn estimate(&self, example: &Example) -> Option<Estimate> {
         let body = self.statements_body(example)?;
         let statements = body["messages"][0]["content"]
             .as_str()
@@ -266,9 +266,12 @@ impl Judge for RagasJudge {
         let verification = self.prompts.verify.text().chars().count()
             + example.passage.chars().count()
             + example.answer.chars().count();
-        Some(Usage {
-            prompt_tokens: ((statements + verification) as u64).div_ceil(4),
-            completion_tokens: 2 * u64::from(self.endpoint.settings.max_tokens),
+        Some(Estimate {
+            calls: 2,
+            usage: Usage {
+                prompt_tokens: ((statements + verification) as u64).div_ceil(4),
+                completion_tokens: 2 * u64::from(self.endpoint.settings.max_tokens),
+            },
         })
     }
 

@@ -442,6 +442,31 @@ fn ragas_gives_the_scripted_accuracy_per_task_in_both_modes() {
         .filter(|j| j["ragas"]["sentences"] == 0)
         .count();
     assert_eq!(no_call, no_period, "paper mode asks nothing for them");
+    // A dry run counts both calls (statements, verification) of every other example.
+    let calls_before = server.calls.load(Ordering::Relaxed);
+    let sample = sample_path();
+    let dry = halubench(
+        dir.path(),
+        &[
+            "run",
+            "--judge",
+            "ragas",
+            "--model",
+            "gpt-3.5-turbo",
+            "--base-url",
+            &server.base_url,
+            "--dataset",
+            &sample,
+            "--ragas-mode",
+            "paper",
+            "--dry-run",
+        ],
+    );
+    assert!(dry.status.success(), "{}", stderr(&dry));
+    let text = crate::stdout(&dry);
+    let calls = 2 * (rows.len() - no_period);
+    assert!(text.contains(&format!("calls: {calls};")), "{text}");
+    assert_eq!(server.calls.load(Ordering::Relaxed), calls_before);
     // Every path of the script was taken, in each mode that can take it.
     let reasons = |j: &BTreeMap<String, serde_json::Value>, reason: &str| {
         j.values().filter(|l| l["invalid_reason"] == reason).count()
