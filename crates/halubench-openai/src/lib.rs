@@ -260,12 +260,17 @@ impl OpenAiJudge {
         let body = self.wire_body(&prompt, with_logprobs);
         let (mut status, mut retry_after, mut text) = endpoint.post(url, body).await?;
         if with_logprobs && rejects_logprobs(status, &text) {
-            // This server does not do logprobs: the same call again without them, and
-            // every later call goes without them from the start.
-            self.logprobs_rejected.store(true, Ordering::Relaxed);
-            with_logprobs = false;
-            let body = self.wire_body(&prompt, with_logprobs);
-            (status, retry_after, text) = endpoint.post(url, body).await?;
+            // Perhaps this server does not do logprobs: the same call again without them.
+            // Only if that one succeeds was it about them (an error that merely quotes the
+            // request, "logprobs" and all, fails again), and then every later call goes
+            // without them from the start.
+            let body = self.wire_body(&prompt, false);
+            let retried = endpoint.post(url, body).await?;
+            if retried.0.is_success() {
+                self.logprobs_rejected.store(true, Ordering::Relaxed);
+                with_logprobs = false;
+                (status, retry_after, text) = retried;
+            }
         }
         let completion = endpoint.completion(&url.shown, status, retry_after, &text)?;
         let raw = completion.content;
@@ -799,8 +804,8 @@ fn error_chain(error: reqwest::Error) -> String {
 /// servers allow, and PASS or FAIL is nearly always among the first two.
 const TOP_LOGPROBS: u32 = 5;
 
-/// A 400 or 422 whose body names the `logprobs` (or `top_logprobs`) parameter: the server
-/// does not do them, or not this many.
+/// A 400 or 422 whose body names the `logprobs` (or `top_logprobs`) parameter: perhaps the
+/// server does not do them, or not this many (the body may also just quote the request).
 fn rejects_logprobs(status: reqwest::StatusCode, body: &str) -> bool {
     matches!(status.as_u16(), 400 | 422) && body.to_ascii_lowercase().contains("logprob")
 }

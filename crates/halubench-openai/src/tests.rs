@@ -809,6 +809,28 @@ async fn a_server_rejecting_logprobs_is_asked_again_without_them_once() {
 }
 
 #[tokio::test]
+async fn a_400_that_only_quotes_logprobs_does_not_turn_them_off() {
+    // A prompt too long for the model, say, with the request quoted in the error: the
+    // call without logprobs fails the same way, so they were not the problem.
+    let server = Server::start(|request, stream| {
+        let sent = request_json(request);
+        let error = json!({"error": {"message": format!("prompt too long; request was {sent}")}});
+        respond(stream, "400 Bad Request", "", &error.to_string());
+    });
+    let judge = judge_for(&server);
+    let error = judge_error(&judge).await;
+    assert!(matches!(error, JudgeError::Rejected { .. }), "{error:?}");
+    assert!(error.to_string().contains("prompt too long"), "{error}");
+    assert!(!judge.logprobs_disabled());
+    let requests = server.requests();
+    assert_eq!(requests.len(), 2, "tried once without logprobs");
+    assert!(request_json(&requests[1]).get("logprobs").is_none());
+    // The next call asks for them again.
+    let _ = judge_error(&judge).await;
+    assert_eq!(request_json(&server.requests()[2])["logprobs"], json!(true));
+}
+
+#[tokio::test]
 async fn a_400_about_something_else_is_not_retried() {
     let server = Server::start(|_, stream| {
         let error = json!({"error": {"message": "max_tokens is too large"}});
