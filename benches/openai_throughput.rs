@@ -157,6 +157,8 @@ fn main() {
     };
     let only: Option<usize> = flag("--concurrency").map(|n| n.parse().expect("--concurrency N"));
     let harness = flag("--harness").unwrap_or_else(|| env!("CARGO_BIN_EXE_halubench").to_string());
+    // One timer thread for every setting: it parks while nothing is held.
+    let timer = Timer::start();
     for (concurrency, requests) in [(64usize, 12_800usize), (256, 25_600), (1_024, 51_200)] {
         if only.is_some_and(|c| c != concurrency) {
             continue;
@@ -167,7 +169,7 @@ fn main() {
         let window = Arc::new(Window::default());
         let listener = runtime.block_on(listen()).expect("listen");
         let base_url = format!("http://{}/v1", listener.local_addr().expect("addr"));
-        let server = runtime.spawn(serve(listener, window.clone(), epoch, Timer::start()));
+        let server = runtime.spawn(serve(listener, window.clone(), epoch, timer.clone()));
 
         let work = std::env::temp_dir().join(format!(
             "halubench-throughput-{}-{concurrency}",
