@@ -232,7 +232,7 @@ fn position(k: usize) -> usize {
 }
 
 /// candle's (and ggml's) `Q8_K` quantization of 256 values: `d` is returned, `q` filled.
-fn quantize_q8k(x: &[f32], q: &mut [i8; QK_K], sub_sums: &mut [i32; 8]) -> f32 {
+pub(crate) fn quantize_q8k(x: &[f32], q: &mut [i8; QK_K], sub_sums: &mut [i32; 8]) -> f32 {
     // The first value of the largest magnitude sets the sign of the scale, as in ggml.
     let max = platform::largest(x);
     if max == 0.0 {

@@ -19,6 +19,7 @@ pub mod gguf;
 mod mask;
 pub mod model;
 mod q4_1;
+mod q4k_decode;
 pub mod template;
 pub mod tokenizer;
 pub mod verdict;

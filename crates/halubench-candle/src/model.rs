@@ -26,6 +26,7 @@ use crate::error::{LocalError, Result};
 use crate::gguf::Gguf;
 use crate::mask::ScaleAndMask;
 use crate::q4_1::Q4_1Matrix;
+use crate::q4k_decode;
 
 /// Longest prompt slice fed in one forward pass: bounds the attention scores' memory
 /// (heads x chunk x context) on long passages.
@@ -117,6 +118,9 @@ impl Linear {
 /// instead of 23 tokens/s.)
 fn fused(mats: &[&QTensor], x: &Tensor) -> candle_core::Result<Option<Vec<Tensor>>> {
     if let Some(outputs) = amx::forward_all(mats, x)? {
+        return Ok(Some(outputs));
+    }
+    if let Some(outputs) = q4k_decode::forward_all(mats, x)? {
         return Ok(Some(outputs));
     }
     QTensor::gemv_fused_shared_lhs(mats, x)
