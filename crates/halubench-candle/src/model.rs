@@ -24,9 +24,9 @@ use crate::amx;
 use crate::attention::DecodeAttention;
 use crate::error::{LocalError, Result};
 use crate::gguf::Gguf;
+use crate::kquant_decode;
 use crate::mask::ScaleAndMask;
 use crate::q4_1::Q4_1Matrix;
-use crate::q4k_decode;
 
 /// Longest prompt slice fed in one forward pass: bounds the attention scores' memory
 /// (heads x chunk x context) on long passages.
@@ -120,7 +120,7 @@ fn fused(mats: &[&QTensor], x: &Tensor) -> candle_core::Result<Option<Vec<Tensor
     if let Some(outputs) = amx::forward_all(mats, x)? {
         return Ok(Some(outputs));
     }
-    if let Some(outputs) = q4k_decode::forward_all(mats, x)? {
+    if let Some(outputs) = kquant_decode::forward_all(mats, x)? {
         return Ok(Some(outputs));
     }
     QTensor::gemv_fused_shared_lhs(mats, x)
