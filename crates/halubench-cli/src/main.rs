@@ -482,8 +482,10 @@ pub struct RunArgs {
 
     /// Local judge: where the model runs. On a CPU with AMX (Intel Xeon since Sapphire
     /// Rapids) prompts on Q4_K/Q6_K weights, such as Lynx's Q4_K_M file, go through
-    /// halubench's own AMX kernel (twice candle's speed there); HALUBENCH_AMX=off leaves
-    /// them to candle's kernels.
+    /// halubench's own AMX kernel (twice candle's speed there), and with AVX-512 decoding
+    /// goes through its own kernel on the file's bytes (no repacked copy: 5.6 instead of 9.3
+    /// GB for Lynx-8B); HALUBENCH_AMX=off and HALUBENCH_KQUANT_DECODE=off leave them to
+    /// candle's kernels.
     #[arg(long, value_enum, default_value_t = DeviceArg::Cpu, help_heading = "Local judge")]
     device: DeviceArg,
 
