@@ -165,12 +165,20 @@ pub fn run(registry: &Registry, hub: &HubSettings, args: &RunArgs) -> anyhow::Re
         }
         !over_budget
     };
-    // One thread drives every call: the engine waits on the network, and the work between
-    // two calls (a reply read, a line journaled, the next prompt sent) is tens of
-    // microseconds. A worker per core spent a fifth more CPU per call handing calls
-    // between threads, and at 1,024 in flight got less done (reports/BENCHMARKS.md,
-    // throughput, fourth sitting). The local judge's model runs on threads of its own.
-    let runtime = tokio::runtime::Builder::new_current_thread()
+    // Judges behind an endpoint wait on the network, and the work between two calls (a
+    // reply read, a line journaled, the next prompt sent) is tens of microseconds: one
+    // thread drives every call. A worker per core spent a fifth more CPU per call handing
+    // calls between threads, and at 1,024 in flight got less done (reports/BENCHMARKS.md,
+    // throughput, fourth sitting). The local judge's model runs on threads of its own. The
+    // baseline's whole work is computing inside the call: it gets a worker per core (20,000
+    // rows took 0.55 s on one thread, 0.48 s on two).
+    let mut runtime = match args.judge {
+        JudgeKind::Baseline => tokio::runtime::Builder::new_multi_thread(),
+        JudgeKind::Openai | JudgeKind::Ragas | JudgeKind::Local => {
+            tokio::runtime::Builder::new_current_thread()
+        }
+    };
+    let runtime = runtime
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
@@ -179,7 +187,15 @@ pub fn run(registry: &Registry, hub: &HubSettings, args: &RunArgs) -> anyhow::Re
         if !todo.is_empty() {
             judge.health().await.context("the judge is not ready")?;
         }
-        runner::run(judge.clone(), todo.clone(), engine, journal, keep_going).await
+        let engine_loop = tokio::spawn(runner::run(
+            judge.clone(),
+            todo.clone(),
+            engine,
+            journal,
+            keep_going,
+        ));
+        let stats = engine_loop.await.context("the run engine stopped")??;
+        anyhow::Ok(stats)
     })?;
 
     manifest.finished_at = Some(now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true));

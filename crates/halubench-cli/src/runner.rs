@@ -193,13 +193,14 @@ struct Context {
 /// scheduling new work once `keep_going` says so (calls already in flight still finish and
 /// are journaled).
 ///
-/// Each call is a task of its own, sharing the judge and the examples.
+/// Everything is owned, so that the loop can run as a task on the runtime's workers: each
+/// finished call would otherwise wake the thread that blocks on the runtime.
 pub async fn run(
     judge: Arc<dyn Judge>,
     examples: Arc<Vec<Example>>,
     options: EngineOptions,
     mut journal: Journal,
-    mut keep_going: impl FnMut(&Judgement) -> bool,
+    mut keep_going: impl FnMut(&Judgement) -> bool + Send + 'static,
 ) -> anyhow::Result<RunStats> {
     let concurrency = options.concurrency.max(1);
     let context = Arc::new(Context {
