@@ -54,21 +54,44 @@ pub(crate) fn forward_all(
     mats: &[&QTensor],
     x: &Tensor,
 ) -> candle_core::Result<Option<Vec<Tensor>>> {
-    let dims = x.dims();
-    let Some((&k, batch)) = dims.split_last() else {
+    let Some((m, k)) = input_shape(x) else {
         return Ok(None);
     };
-    let m: usize = batch.iter().product();
-    if mats.is_empty()
-        || m < MIN_TOKENS
-        || k == 0
-        || !k.is_multiple_of(QK_K)
-        || x.dtype() != DType::F32
-        || !x.device().is_cpu()
-        || !available()
+    if mats.is_empty() || m < MIN_TOKENS || !available() {
+        return Ok(None);
+    }
+    let Some(weights) = matrices(mats, k)? else {
+        return Ok(None);
+    };
+    if weights
+        .iter()
+        .any(|w| w.n == 0 || !w.n.is_multiple_of(TILE))
     {
         return Ok(None);
     }
+    let Some(acts) = with_input_rows(x, |rows| Activations::quantize(rows, m, k))? else {
+        return Ok(None);
+    };
+    tensors(multiply(&weights, &acts), &weights, x)
+}
+
+/// `x`'s rows and row length, if they can be taken as `Q8_K` input: F32 on the CPU, rows a
+/// whole number of superblocks. (Shared with [`crate::kquant_decode`], as are the three
+/// functions below.)
+pub(crate) fn input_shape(x: &Tensor) -> Option<(usize, usize)> {
+    let (&k, batch) = x.dims().split_last()?;
+    let m: usize = batch.iter().product();
+    let usable =
+        m > 0 && k > 0 && k.is_multiple_of(QK_K) && x.dtype() == DType::F32 && x.device().is_cpu();
+    usable.then_some((m, k))
+}
+
+/// Every matrix of `mats` in the GGUF's bytes, if all are `Q4_K` or `Q6_K` and `[n, k]` on
+/// the CPU.
+pub(crate) fn matrices<'a>(
+    mats: &[&'a QTensor],
+    k: usize,
+) -> candle_core::Result<Option<Vec<Matrix<'a>>>> {
     let kb = k / QK_K;
     let mut weights = Vec::with_capacity(mats.len());
     for t in mats {
@@ -80,7 +103,7 @@ pub(crate) fn forward_all(
             GgmlDType::Q6K => Kind::Q6K,
             _ => return Ok(None),
         };
-        if tk != k || n == 0 || !n.is_multiple_of(TILE) || !t.device().is_cpu() {
+        if tk != k || !t.device().is_cpu() {
             return Ok(None);
         }
         let bytes = t.data()?;
@@ -90,6 +113,14 @@ pub(crate) fn forward_all(
         }
         weights.push(Matrix { kind, n, bytes });
     }
+    Ok(Some(weights))
+}
+
+/// `read` applied to `x`'s values, if they are contiguous in CPU memory.
+pub(crate) fn with_input_rows<T>(
+    x: &Tensor,
+    read: impl FnOnce(&[f32]) -> T,
+) -> candle_core::Result<Option<T>> {
     let (storage, layout) = x.storage_and_layout();
     let Storage::Cpu(cpu) = &*storage else {
         return Ok(None);
@@ -97,14 +128,19 @@ pub(crate) fn forward_all(
     let Some((start, end)) = layout.contiguous_offsets() else {
         return Ok(None);
     };
-    let acts = Activations::quantize(&cpu.as_slice::<f32>()?[start..end], m, k);
-    drop(storage);
+    Ok(Some(read(&cpu.as_slice::<f32>()?[start..end])))
+}
 
-    let outputs = multiply(&weights, &acts);
-    let mut shape = dims.to_vec();
+/// The products as tensors of `x`'s shape with the last dimension each matrix's `n`.
+pub(crate) fn tensors(
+    outputs: Vec<Vec<f32>>,
+    mats: &[Matrix],
+    x: &Tensor,
+) -> candle_core::Result<Option<Vec<Tensor>>> {
+    let mut shape = x.dims().to_vec();
     outputs
         .into_iter()
-        .zip(&weights)
+        .zip(mats)
         .map(|(out, mat)| {
             if let Some(last) = shape.last_mut() {
                 *last = mat.n;
@@ -125,13 +161,13 @@ pub(crate) fn available() -> bool {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
+pub(crate) enum Kind {
     Q4K,
     Q6K,
 }
 
 impl Kind {
-    fn block_bytes(self) -> usize {
+    pub(crate) const fn block_bytes(self) -> usize {
         match self {
             Kind::Q4K => Q4K_BLOCK_BYTES,
             Kind::Q6K => Q6K_BLOCK_BYTES,
@@ -140,10 +176,10 @@ impl Kind {
 }
 
 /// One weight matrix in the GGUF's bytes: `n` rows of k / 256 superblocks.
-struct Matrix<'a> {
-    kind: Kind,
-    n: usize,
-    bytes: std::borrow::Cow<'a, [u8]>,
+pub(crate) struct Matrix<'a> {
+    pub(crate) kind: Kind,
+    pub(crate) n: usize,
+    pub(crate) bytes: std::borrow::Cow<'a, [u8]>,
 }
 
 /// The input rows quantized to `Q8_K` and laid out as tile operands.

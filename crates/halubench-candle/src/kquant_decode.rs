@@ -18,11 +18,11 @@
 
 use std::sync::Mutex;
 
-use candle_core::quantized::{GgmlDType, QTensor};
+use candle_core::Tensor;
+use candle_core::quantized::QTensor;
 use candle_core::utils::barrier_pool;
-use candle_core::{DType, Storage, Tensor};
 
-use crate::amx;
+use crate::amx::{self, Kind, Matrix};
 
 const QK_K: usize = 256;
 /// How far ahead the weights are prefetched, in blocks (16 `Q4_K` blocks are 2.3 KB). On
@@ -35,55 +35,23 @@ pub(crate) fn forward_all(
     mats: &[&QTensor],
     x: &Tensor,
 ) -> candle_core::Result<Option<Vec<Tensor>>> {
-    let dims = x.dims();
-    let Some((&k, batch)) = dims.split_last() else {
+    let Some((m, k)) = amx::input_shape(x) else {
         return Ok(None);
     };
-    let m: usize = batch.iter().product();
-    if mats.is_empty()
-        || m == 0
-        || m >= amx::MIN_TOKENS
-        || k == 0
-        || !k.is_multiple_of(QK_K)
-        || x.dtype() != DType::F32
-        || !x.device().is_cpu()
-        || !available()
-    {
+    if mats.is_empty() || m >= amx::MIN_TOKENS || !available() {
         return Ok(None);
     }
+    let Some(weights) = amx::matrices(mats, k)? else {
+        return Ok(None);
+    };
+    let Some(acts) = amx::with_input_rows(x, |rows| Activations::quantize(rows, m, k))? else {
+        return Ok(None);
+    };
     let kb = k / QK_K;
-    let mut weights = Vec::with_capacity(mats.len());
-    for t in mats {
-        let Ok((n, tk)) = t.shape().dims2() else {
-            return Ok(None);
-        };
-        let kind = match t.dtype() {
-            GgmlDType::Q4K => Kind::Q4K,
-            GgmlDType::Q6K => Kind::Q6K,
-            _ => return Ok(None),
-        };
-        if tk != k || !t.device().is_cpu() {
-            return Ok(None);
-        }
-        let bytes = t.data()?;
-        if bytes.len() != n * kb * kind.block_bytes() {
-            candle_core::bail!("{n}x{k} {kind:?} tensor holds {} bytes", bytes.len());
-        }
-        weights.push((n, kind, bytes));
-    }
-    let (storage, layout) = x.storage_and_layout();
-    let Storage::Cpu(cpu) = &*storage else {
-        return Ok(None);
-    };
-    let Some((start, end)) = layout.contiguous_offsets() else {
-        return Ok(None);
-    };
-    let acts = Activations::quantize(&cpu.as_slice::<f32>()?[start..end], m, k);
-    drop(storage);
 
-    let mut outputs: Vec<Vec<f32>> = weights.iter().map(|(n, ..)| vec![0.0; m * n]).collect();
+    let mut outputs: Vec<Vec<f32>> = weights.iter().map(|w| vec![0.0; m * w.n]).collect();
     let mut tasks = Vec::new();
-    for (out, (n, kind, bytes)) in outputs.iter_mut().zip(&weights) {
+    for (out, Matrix { kind, n, bytes }) in outputs.iter_mut().zip(&weights) {
         // Each task owns a range of columns of one output, for every token: two ranges
         // per thread. (Tasks of 32 rows ran 20% slower on llama3-1b's shape.)
         let mut columns: Vec<Vec<&mut [f32]>> = Vec::new();
@@ -119,18 +87,7 @@ pub(crate) fn forward_all(
         }
     });
     drop(tasks);
-    let mut shape = dims.to_vec();
-    outputs
-        .into_iter()
-        .zip(&weights)
-        .map(|(out, (n, ..))| {
-            if let Some(last) = shape.last_mut() {
-                *last = *n;
-            }
-            Tensor::from_vec(out, candle_core::Shape::from(shape.clone()), x.device())
-        })
-        .collect::<candle_core::Result<Vec<_>>>()
-        .map(Some)
+    amx::tensors(outputs, &weights, x)
 }
 
 /// Whether this CPU has AVX-512 F and BW. `HALUBENCH_KQUANT_DECODE=off` leaves decoding to
@@ -140,21 +97,6 @@ pub(crate) fn available() -> bool {
     *AVAILABLE.get_or_init(|| {
         std::env::var("HALUBENCH_KQUANT_DECODE").as_deref() != Ok("off") && platform::enable()
     })
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Q4K,
-    Q6K,
-}
-
-impl Kind {
-    fn block_bytes(self) -> usize {
-        match self {
-            Kind::Q4K => 144,
-            Kind::Q6K => 210,
-        }
-    }
 }
 
 /// The tokens quantized to `Q8_K`.
@@ -301,11 +243,32 @@ mod platform {
         _mm_blend_epi32::<0b1010>(six, upper)
     }
 
+    /// The 256 products of a superblock's weights (four vectors of 64 values, 0-63) with
+    /// token values `quants` of superblock `at`, each pair summed and multiplied by its
+    /// lane's scale: integer sums of scale times dot product, in 16 lanes.
+    #[target_feature(enable = "avx512f,avx512bw")]
+    fn scaled_products(
+        weights: &[__m512i; 4],
+        lane_scales: &[__m512i; 4],
+        quants: &[i8],
+        at: usize,
+    ) -> __m512i {
+        let q = &quants[at * QK_K..][..QK_K];
+        let mut total = _mm512_setzero_si512();
+        for v in 0..4 {
+            // SAFETY: 64 bytes inside this superblock's 256.
+            let a = unsafe { _mm512_loadu_si512(q.as_ptr().add(v * 64) as *const _) };
+            let pairs = _mm512_maddubs_epi16(weights[v], a);
+            total = _mm512_add_epi32(total, _mm512_madd_epi16(pairs, lane_scales[v]));
+        }
+        total
+    }
+
     /// A `Q4_K` block: `d`, `dmin`, 12 bytes of packed scales and minimums, 128 bytes of
     /// 4-bit values (see [`Activations::quantize`] for their order).
     #[target_feature(enable = "avx512f,avx512bw")]
     unsafe fn q4k_row_dot<const M: usize>(row: &[u8], acts: &Activations, t0: usize) -> [f32; M] {
-        const BLOCK_BYTES: usize = 144;
+        const BLOCK_BYTES: usize = Kind::Q4K.block_bytes();
         let kb = acts.kb;
         assert!(row.len() == kb * BLOCK_BYTES && (t0 + M) * kb <= acts.scales.len());
         let nibbles = _mm512_set1_epi8(0x0f);
@@ -340,14 +303,7 @@ mod platform {
             let lane_scales = picks.map(|p| _mm512_permutexvar_epi16(p, scales));
             for t in 0..M {
                 let at = (t0 + t) * kb + b;
-                let q = acts.q4k_quants[at * QK_K..][..QK_K].as_ptr();
-                let mut total = _mm512_setzero_si512();
-                for v in 0..4 {
-                    // SAFETY: 4 x 64 bytes inside this superblock's 256.
-                    let a = unsafe { _mm512_loadu_si512(q.add(v * 64) as *const _) };
-                    let pairs = _mm512_maddubs_epi16(weights[v], a);
-                    total = _mm512_add_epi32(total, _mm512_madd_epi16(pairs, lane_scales[v]));
-                }
+                let total = scaled_products(&weights, &lane_scales, &acts.q4k_quants, at);
                 let dd = _mm512_set1_ps(d * acts.scales[at]);
                 sums[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(total), dd, sums[t]);
                 // SAFETY: 8 sums of this superblock.
@@ -374,7 +330,7 @@ mod platform {
     /// the token's 16-value sums is taken off per scale.
     #[target_feature(enable = "avx512f,avx512bw")]
     unsafe fn q6k_row_dot<const M: usize>(row: &[u8], acts: &Activations, t0: usize) -> [f32; M] {
-        const BLOCK_BYTES: usize = 210;
+        const BLOCK_BYTES: usize = Kind::Q6K.block_bytes();
         let kb = acts.kb;
         assert!(row.len() == kb * BLOCK_BYTES && (t0 + M) * kb <= acts.scales.len());
         let nibbles = _mm512_set1_epi8(0x0f);
@@ -419,14 +375,7 @@ mod platform {
             let lane_scales = picks.map(|p| _mm512_permutexvar_epi16(p, wide));
             for t in 0..M {
                 let at = (t0 + t) * kb + b;
-                let q = acts.quants[at * QK_K..][..QK_K].as_ptr();
-                let mut total = _mm512_setzero_si512();
-                for v in 0..4 {
-                    // SAFETY: 4 x 64 bytes inside this superblock's 256.
-                    let a = unsafe { _mm512_loadu_si512(q.add(v * 64) as *const _) };
-                    let pairs = _mm512_maddubs_epi16(weights[v], a);
-                    total = _mm512_add_epi32(total, _mm512_madd_epi16(pairs, lane_scales[v]));
-                }
+                let total = scaled_products(&weights, &lane_scales, &acts.quants, at);
                 let dd = d * acts.scales[at];
                 sums[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(total), _mm512_set1_ps(dd), sums[t]);
                 // SAFETY: 16 sums of this superblock.
@@ -462,6 +411,7 @@ mod platform {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use candle_core::quantized::GgmlDType;
     use candle_core::quantized::QMatMul;
     use candle_core::{Device, Module};
 

@@ -310,6 +310,12 @@ fn exclude_invalid_rule_accuracy(tally: &Tally) -> BTreeMap<String, Option<f64>>
 }
 
 fn ragas_run(dir: &Path, server: &RagasServer, out: &str, extra: &[&str]) {
+    let run = ragas(dir, server, out, extra);
+    assert!(run.status.success(), "{out}: {}", stderr(&run));
+}
+
+/// `halubench run --judge ragas` on the sample rows against `server`.
+fn ragas(dir: &Path, server: &RagasServer, out: &str, extra: &[&str]) -> std::process::Output {
     let sample = sample_path();
     let mut args = vec![
         "run",
@@ -327,8 +333,7 @@ fn ragas_run(dir: &Path, server: &RagasServer, out: &str, extra: &[&str]) {
         "8",
     ];
     args.extend_from_slice(extra);
-    let run = halubench(dir, &args);
-    assert!(run.status.success(), "{out}: {}", stderr(&run));
+    halubench(dir, &args)
 }
 
 /// Checks a run's journal and summary against the script; returns the expected tally.
@@ -444,23 +449,11 @@ fn ragas_gives_the_scripted_accuracy_per_task_in_both_modes() {
     assert_eq!(no_call, no_period, "paper mode asks nothing for them");
     // A dry run counts both calls (statements, verification) of every other example.
     let calls_before = server.calls.load(Ordering::Relaxed);
-    let sample = sample_path();
-    let dry = halubench(
+    let dry = ragas(
         dir.path(),
-        &[
-            "run",
-            "--judge",
-            "ragas",
-            "--model",
-            "gpt-3.5-turbo",
-            "--base-url",
-            &server.base_url,
-            "--dataset",
-            &sample,
-            "--ragas-mode",
-            "paper",
-            "--dry-run",
-        ],
+        &server,
+        "dry",
+        &["--ragas-mode", "paper", "--dry-run"],
     );
     assert!(dry.status.success(), "{}", stderr(&dry));
     let text = crate::stdout(&dry);
